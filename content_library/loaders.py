@@ -1,0 +1,408 @@
+"""Load a content library from the files teams keep it in: JSON Lines, CSV, Parquet and Markdown.
+
+Teams export content from a CMS (CSV, JSON Lines, Parquet) or keep it in Git as Markdown files with
+YAML front matter. Every format goes through the same two steps, so they all behave alike:
+``iter_records`` streams raw records one at a time (batch tagging of a million assets needs that), and
+``parse_record`` validates one against :class:`~content_library.schema.Asset`. ``load_library`` runs both
+over several files or folders and reports every bad record at once, with file, line and field, because
+fixing an export one error per run is miserable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed
+
+#: The shipped sample library: *.jsonl assets plus README-like vendor descriptions (*.md, no front matter).
+SAMPLE_LIBRARY: Path = Path(__file__).parent / "sample"
+
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+_FORMATS |= {".md": "markdown", ".markdown": "markdown"}
+_SUPPORTED = (
+    "Supported formats: JSON Lines (.jsonl, .ndjson), CSV (.csv), Parquet (.parquet), "
+    "Markdown with YAML front matter (.md, .markdown), or a folder of such files."
+)
+_KNOWN_FIELDS = frozenset(Asset.model_fields)
+_MULTI_VALUED = frozenset({"segments", "stages", "roles", "tags"})
+_ENUMS = {"asset_type": AssetType, **LABEL_FIELDS}
+_SEPARATORS = re.compile(r"[|;,]")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_MAX_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """One thing wrong with one record, located the way an editor shows it."""
+
+    source: str
+    location: str  # "line 4" (JSON Lines; CSV, header = line 1), "row index 3" (Parquet), "" (Markdown)
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.source, self.location, f"field {self.field}" if self.field else ""]
+        return f"{', '.join(part for part in where if part)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as read from a file, before validation.
+
+    ``error`` says why the record could not be read into ``data`` (invalid JSON, bad YAML); it is kept
+    as a record problem rather than raised, so one broken line does not stop a stream of a million.
+    """
+
+    source: str
+    location: str
+    data: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class Library:
+    """The loaded assets, what was skipped, and the unknown fields that were ignored (to reveal typos)."""
+
+    assets: list[Asset] = field(default_factory=list)
+    skipped: list[RecordProblem] = field(default_factory=list)
+    ignored_fields: dict[str, int] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+class LibraryError(Exception):
+    """The library cannot be loaded: a path is unreadable, or records are invalid (see ``problems``)."""
+
+    def __init__(self, message: str, problems: Sequence[RecordProblem] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  {problem}" for problem in self.problems[:_MAX_SHOWN])]
+        if len(self.problems) > _MAX_SHOWN:
+            lines.append(f"  ... and {len(self.problems) - _MAX_SHOWN} more")
+        return "\n".join(lines)
+
+
+class RecordInvalid(LibraryError):
+    """One record does not make a valid asset; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Sequence[RecordProblem]) -> None:
+        super().__init__("Invalid asset record:", problems)
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """The format of a file from its extension: "jsonl", "csv", "parquet" or "markdown"."""
+    path = Path(path)
+    try:
+        return _FORMATS[path.suffix.lower()]
+    except KeyError:
+        found = f"unsupported file extension '{path.suffix}'" if path.suffix else "no file extension"
+        raise LibraryError(f"Cannot load '{path}': {found}. {_SUPPORTED}") from None
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[RawRecord]:
+    """Stream the raw records of a file or folder, one at a time, without reading whole files into memory.
+
+    A folder is read recursively in sorted order (see :func:`load_library` for which files count).
+    """
+    for file in _expand([path]):
+        yield from _READERS[detect_format(file)](file)
+
+
+def parse_record(record: RawRecord) -> Asset:
+    """Validate one raw record into an Asset; raise RecordInvalid listing every problem.
+
+    Unknown fields are dropped (CMS exports carry extras such as author), multi-valued fields given as
+    a string ("a|b", "a;b", "a, b", a JSON array) are split, and empty values count as absent.
+    """
+    if record.error is not None:
+        raise RecordInvalid([RecordProblem(record.source, record.location, None, record.error)])
+    data, found = _prepare(record.data)
+    try:
+        asset = Asset.model_validate(data)
+    except ValidationError as exc:
+        found += [(str(error["loc"][0]) if error["loc"] else None, _message(error)) for error in exc.errors()]
+    if found:
+        raise RecordInvalid([RecordProblem(record.source, record.location, *problem) for problem in found])
+    return asset
+
+
+def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> Library:
+    """Load assets from files and folders, in the order given.
+
+    A folder is read recursively in sorted order: its .jsonl, .ndjson, .csv and .parquet files, and those
+    .md/.markdown files that start with a '---' front matter line; other Markdown files (READMEs, notes)
+    and other extensions are ignored. Every bad record and duplicate id is collected; unless
+    ``skip_invalid`` is set, the load then fails with a LibraryError listing them all. With
+    ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and ``Library.skipped``
+    says what was left out.
+    """
+    if not paths:
+        raise LibraryError(f"No library given: pass at least one file or folder. {_SUPPORTED}")
+    files = _expand(paths)
+    library = Library(sources=[str(file) for file in files])
+    ignored: Counter[str] = Counter()
+    first_seen: dict[str, str] = {}
+    for file in files:
+        for record in _READERS[detect_format(file)](file):
+            ignored.update(name for name in map(_field_name, record.data) if name not in _KNOWN_FIELDS)
+            try:
+                asset = parse_record(record)
+            except RecordInvalid as exc:
+                library.skipped += exc.problems
+                continue
+            here = ", ".join(part for part in (record.source, record.location) if part)
+            if asset.id in first_seen:
+                message = f"duplicate id '{asset.id}', already used at {first_seen[asset.id]}"
+                library.skipped.append(RecordProblem(record.source, record.location, "id", message))
+                continue
+            first_seen[asset.id] = here
+            library.assets.append(asset)
+    library.ignored_fields = dict(sorted(ignored.items()))
+    if library.skipped and not skip_invalid:
+        records = len({(problem.source, problem.location) for problem in library.skipped})
+        raise LibraryError(
+            f"Found {len(library.skipped)} problem(s) in {records} record(s) of the content library. "
+            "Fix them, or load with skip_invalid=True to skip those records:",
+            library.skipped,
+        )
+    return library
+
+
+def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files to read, checked up front so a typo in the last path fails before any reading."""
+    files: dict[Path, Path] = {}
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = _folder_files(given)
+            if not found:
+                raise LibraryError(f"Folder '{given}' holds no content files. {_SUPPORTED}")
+        elif given.exists():
+            detect_format(given)
+            found = [given]
+        else:
+            raise LibraryError(f"No such file or folder: '{given}'. {_SUPPORTED}")
+        for file in found:  # a folder and a file inside it given together: read the file once
+            files.setdefault(file.resolve(), file)
+    return list(files.values())
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    files = []
+    for file in sorted(folder.rglob("*")):
+        hidden = any(part.startswith(".") for part in file.relative_to(folder).parts)  # .git, .obsidian
+        kind = _FORMATS.get(file.suffix.lower())
+        if hidden or kind is None or not file.is_file():
+            continue
+        if kind != "markdown" or _has_front_matter(file):
+            files.append(file)
+    return files
+
+
+def _has_front_matter(file: Path) -> bool:
+    with file.open("rb") as handle:
+        return handle.readline().removeprefix(codecs.BOM_UTF8).rstrip() == b"---"
+
+
+def _read_jsonl(path: Path) -> Iterator[RawRecord]:
+    source = str(path)
+    with path.open("rb") as handle:  # bytes, so one badly encoded line is that line's problem only
+        for number, raw in enumerate(handle, start=1):
+            location = f"line {number}"
+            try:
+                text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+            except UnicodeDecodeError:
+                yield RawRecord(source, location, {}, "is not UTF-8 text; save the file as UTF-8")
+                continue
+            if not text.strip():
+                continue
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield RawRecord(source, location, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            if isinstance(data, dict):
+                yield RawRecord(source, location, data)
+            else:
+                error = f"is a JSON {type(data).__name__}, not an object of the asset's fields"
+                yield RawRecord(source, location, {}, error)
+
+
+def _read_csv(path: Path) -> Iterator[RawRecord]:
+    source = str(path)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        previous = 0
+        try:
+            if reader.fieldnames is None:  # reads the header, so line_num counts it as line 1
+                return
+            previous = reader.line_num
+            for row in reader:
+                location = f"line {previous + 1}"  # where the row starts, even if a cell spans lines
+                previous = reader.line_num
+                if None in row:  # DictReader files cells beyond the header under the key None
+                    extra = len(row.pop(None) or [])
+                    error = f"has {extra} more cell(s) than the header; quote cells that contain commas"
+                    yield RawRecord(source, location, {}, error)
+                else:
+                    yield RawRecord(source, location, row)
+        except csv.Error as exc:
+            raise LibraryError(f"Cannot read '{path}' as CSV, line {previous + 1}: {exc}") from exc
+        except UnicodeDecodeError as exc:  # text is decoded in blocks, so the line is not known
+            raise LibraryError(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8") from exc
+
+
+def _read_parquet(path: Path) -> Iterator[RawRecord]:
+    import pyarrow  # here, not at the top: a slow import that JSON Lines and CSV users never need
+    import pyarrow.parquet
+
+    try:
+        parquet = pyarrow.parquet.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise LibraryError(f"Cannot read '{path}' as Parquet: {exc}") from exc
+    with parquet:
+        index = 0
+        for batch in parquet.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                yield RawRecord(str(path), f"row index {index}", row)
+                index += 1
+
+
+def _read_markdown(path: Path) -> Iterator[RawRecord]:
+    """One asset per file: front matter between '---' lines, the Markdown text after it as the body."""
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        yield RawRecord(source, "", {}, "is not UTF-8 text; save the file as UTF-8")
+        return
+    data: Any = {}
+    body = text
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            data = yaml.safe_load(match.group(1)) or {}
+        except yaml.YAMLError as exc:
+            yield RawRecord(source, "", {}, _yaml_problem(exc))
+            return
+        if not isinstance(data, dict):
+            yield RawRecord(source, "", {}, "front matter must be 'field: value' lines")
+            return
+        body = text[match.end() :]
+    elif text.split("\n", 1)[0].strip() == "---":
+        yield RawRecord(source, "", {}, "front matter opened by '---' is not closed by a '---' line")
+        return
+    data = {str(key): value for key, value in data.items()}
+    body = body.strip()
+    if _absent(data.get("id")):
+        data["id"] = path.stem
+    if _absent(data.get("title")):
+        heading, body = _take_heading(body)
+        if heading:
+            data["title"] = heading
+    if body:
+        data["body"] = body
+    yield RawRecord(source, "", data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """YAML's error in one line, with line numbers of the file (PyYAML counts from 0 after the '---')."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"front matter is not valid YAML: {exc}"
+    detail = f"{exc.problem}"
+    if exc.context and exc.context_mark is not None:
+        detail += f" ({exc.context} from line {exc.context_mark.line + 2})"
+    return f"front matter is not valid YAML at line {exc.problem_mark.line + 2}: {detail}"
+
+
+_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "markdown": _read_markdown}
+
+
+def _take_heading(body: str) -> tuple[str | None, str]:
+    """The first '# ' heading outside code fences, and the body without it."""
+    lines = body.splitlines()
+    fenced = False
+    for number, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and line.startswith("# "):
+            rest = "\n".join(lines[:number] + lines[number + 1 :])
+            return line[2:].strip().rstrip("#").strip(), rest.strip()
+    return None, body
+
+
+def _field_name(key: Any) -> str:
+    return str(key).strip()  # CSV headers carry stray spaces; YAML keys may be numbers
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _prepare(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+    """Known, non-empty fields ready for the model, and the problems found on the way."""
+    prepared: dict[str, Any] = {}
+    problems: list[tuple[str | None, str]] = []
+    for key, value in data.items():
+        name = _field_name(key)
+        if name not in _KNOWN_FIELDS or _absent(value):
+            continue
+        if name in _MULTI_VALUED and isinstance(value, str):
+            try:
+                value = _split(value)
+            except ValueError as exc:
+                problems.append((name, str(exc)))
+                continue
+        elif name == "id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # CMS exports and YAML often carry numeric ids
+        elif name == "language" and value is False:
+            value = "no"  # YAML 1.1 reads Norwegian, `language: no`, as false
+        prepared[name] = value
+    return prepared, problems
+
+
+def _split(value: str) -> list[Any]:
+    text = value.strip()
+    if not text.startswith("["):
+        return [item.strip() for item in _SEPARATORS.split(text) if item.strip()]
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"{value!r} starts like a JSON array but is not valid JSON") from None
+    return items
+
+
+def _message(error: Any) -> str:
+    """Pydantic's error as a sentence that says what is allowed."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if kind == "missing":
+        return "required but missing or empty"
+    if kind == "enum" and name in _ENUMS:
+        return f"{value!r} is not one of {allowed(_ENUMS[name])}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "string_pattern_mismatch" and name == "id":
+        return f"{value!r} is not a valid id: use letters, digits and . _ : - (1-128, letter or digit first)"
+    if kind.startswith("date_"):
+        return f"{value!r} is not a date; write it as YYYY-MM-DD"
+    if kind == "string_too_long":
+        return f"is {len(value)} characters long; at most {ctx['max_length']} are allowed"
+    if kind == "string_type":
+        return f"expected text, got {value!r}"
+    if kind in ("tuple_type", "list_type"):
+        return f"expected a list of values, got {value!r}"
+    return str(error["msg"])

@@ -1,0 +1,135 @@
+"""The asset schema and the buyer vocabularies it uses (see ../shared/domain.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+class Segment(StrEnum):
+    ENTERPRISE = "enterprise"
+    SMB = "smb"
+
+
+class Stage(StrEnum):
+    """Buying stages, in funnel order: comparing members compares positions in the funnel."""
+
+    AWARENESS = "awareness"
+    CONSIDERATION = "consideration"
+    DECISION = "decision"
+    RETENTION = "retention"
+
+    @property
+    def position(self) -> int:
+        return list(Stage).index(self)
+
+
+class Role(StrEnum):
+    EXECUTIVE = "executive"
+    FINANCE = "finance"
+    IT = "it"
+    PROCUREMENT = "procurement"
+    END_USER = "end_user"
+    OWNER = "owner"
+
+
+class AssetType(StrEnum):
+    WHITEPAPER = "whitepaper"
+    CASE_STUDY = "case_study"
+    WEBINAR = "webinar"
+    REVIEW = "review"
+    BLOG_POST = "blog_post"
+    EBOOK = "ebook"
+    DATASHEET = "datasheet"
+    DEMO = "demo"
+    PRICING = "pricing"
+    ROI_CALCULATOR = "roi_calculator"
+    COMPARISON = "comparison"
+    CHECKLIST = "checklist"
+    GUIDE = "guide"
+    REPORT = "report"
+    VIDEO = "video"
+
+
+#: The label fields a curator can set and the tagger predicts, with their vocabularies.
+LABEL_FIELDS: dict[str, type[StrEnum]] = {"segments": Segment, "stages": Stage, "roles": Role}
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _iso_639_1() -> frozenset[str]:
+    import pycountry
+
+    return frozenset(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2"))
+
+
+def is_language_code(code: str) -> bool:
+    return code in _iso_639_1()
+
+
+def _language(value: str) -> str:
+    code = value.strip().lower()
+    if not is_language_code(code):
+        raise ValueError(f"'{value}' is not an ISO 639-1 language code (two letters, such as en, de, id)")
+    return code
+
+
+def _url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value
+
+
+LanguageCode = Annotated[str, AfterValidator(_language)]
+
+
+class Asset(BaseModel):
+    """One piece of marketing content. Curated labels are optional: the tagger fills what is missing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str = Field(pattern=_ID_PATTERN, description="Unique id: letters, digits and . _ : - (max 128).")
+    title: str = Field(min_length=1, max_length=500)
+    body: str = Field(min_length=1, max_length=100_000)
+    asset_type: AssetType
+    language: LanguageCode
+    url: Annotated[str, AfterValidator(_url)] = Field(max_length=2048)
+    published: dt.date | None = None
+    segments: tuple[Segment, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    roles: tuple[Role, ...] = ()
+    topic: str | None = Field(default=None, max_length=200)
+    tags: tuple[str, ...] = ()
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _date_only(cls, value: Any) -> Any:
+        # CMS exports often carry a timestamp; the date is what matters for freshness.
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, str) and "T" in value:
+            return value.split("T", 1)[0]
+        if value == "":
+            return None
+        return value
+
+    @field_validator("segments", "stages", "roles", "tags", mode="after")
+    @classmethod
+    def _unique(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @property
+    def text(self) -> str:
+        """What the embedding and the tagger read: the title, then the body."""
+        return f"{self.title}\n\n{self.body}"
+
+
+def allowed(enum: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in enum)

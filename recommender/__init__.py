@@ -1,0 +1,37 @@
+"""Content recommendations for B2B buyer stages: the engine's public API."""
+
+from recommender.config import RankingConfig, RankingWeights
+from recommender.embeddings import Embedder, load_embedder
+from recommender.engine import Recommender
+from recommender.errors import (
+    AssetNotFound,
+    ConfigError,
+    IndexCorrupt,
+    IndexNotFound,
+    ModelError,
+    RecommenderError,
+    UnknownSignal,
+)
+from recommender.tagging import Tagger
+from recommender.types import AssetLabels, BuyerRequest, RecommendationResult, RecommendedItem, StageSource
+
+__all__ = [
+    "AssetLabels",
+    "AssetNotFound",
+    "BuyerRequest",
+    "ConfigError",
+    "Embedder",
+    "IndexCorrupt",
+    "IndexNotFound",
+    "ModelError",
+    "RankingConfig",
+    "RankingWeights",
+    "RecommendationResult",
+    "RecommendedItem",
+    "Recommender",
+    "RecommenderError",
+    "StageSource",
+    "Tagger",
+    "UnknownSignal",
+    "load_embedder",
+]

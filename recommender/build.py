@@ -1,0 +1,122 @@
+"""Building an index version from a content library, and compacting one after many writes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from content_library import Asset, load_library
+from recommender import ann
+from recommender.embeddings import Embedder
+from recommender.errors import ModelError
+from recommender.snapshot import Snapshot
+from recommender.store import IndexStore, Manifest
+from recommender.tagging import Tagger, label_assets
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    manifest: Manifest
+    seconds: float
+    asset_types: dict[str, int]
+    languages: dict[str, int]
+    label_sources: dict[str, int]
+    skipped: list[str] = field(default_factory=list)
+    ignored_fields: dict[str, int] = field(default_factory=dict)
+
+
+def build_index(
+    paths: Sequence[str | Path],
+    index_dir: str | Path,
+    embedder: Embedder,
+    tagger: Tagger | None,
+    *,
+    index_kind: str = "auto",
+    batch_size: int = 64,
+    progress: bool = False,
+    skip_invalid: bool = False,
+) -> BuildSummary:
+    """Load the library at `paths`, label what is untagged, embed it and publish a new index version.
+
+    Raises LibraryError for a bad library (nothing is written) and ModelError when the tagger was
+    trained on another embedding model than `embedder`.
+    """
+    started = time.perf_counter()
+    if tagger is not None and tagger.model_ != embedder.name:
+        raise ModelError(
+            f"the tagger was trained on embeddings of '{tagger.model_}', the index uses '{embedder.name}': "
+            f"retrain it with `recommender train-tagger --model {embedder.name}` or build with "
+            f"--model {tagger.model_}"
+        )
+    library = load_library(*paths, skip_invalid=skip_invalid)
+    store = IndexStore(index_dir)
+    start = store.begin_build()
+    vectors = embedder.encode([a.text for a in library.assets], batch_size=batch_size, progress=progress)
+    labels = label_assets(library.assets, vectors, tagger)
+    manifest = store.write_version(
+        library.assets,
+        labels,
+        vectors,
+        model=embedder.name,
+        index_kind=index_kind,
+        library_checksum=library_checksum(library.assets),
+        tagger_version=tagger.version if tagger is not None else None,
+        start=start,
+    )
+    sources: Counter[str] = Counter()
+    for label in labels:
+        for name in ("segments", "stages", "roles"):
+            sources[f"{name}:{label.field(name).source}"] += 1
+    return BuildSummary(
+        manifest=manifest,
+        seconds=time.perf_counter() - started,
+        asset_types=dict(sorted(Counter(a.asset_type.value for a in library.assets).items())),
+        languages=dict(sorted(Counter(a.language for a in library.assets).items())),
+        label_sources=dict(sorted(sources.items())),
+        skipped=[str(problem) for problem in library.skipped],
+        ignored_fields=library.ignored_fields,
+    )
+
+
+def compact(index_dir: str | Path, *, index_kind: str = "auto") -> Manifest:
+    """Fold every write since the build into a new version: same assets, no model needed.
+
+    Writes after a build live in memory beside the memory-mapped base; after many of them a
+    compacted version serves faster and loads quicker.
+    """
+    store = IndexStore(index_dir)
+    start = store.begin_build()
+    snapshot = Snapshot(store, store.require_current())
+    try:
+        rows = snapshot.living_rows()
+        ids = snapshot.ids_of(rows)
+        stored = snapshot.assets(ids)
+        assets = [stored[i][0] for i in ids]
+        labels = [stored[i][1] for i in ids]
+        vectors = snapshot.vectors_of(rows)
+        manifest = snapshot.manifest
+    finally:
+        snapshot.close()
+    return store.write_version(
+        assets,
+        labels,
+        vectors,
+        model=manifest.model,
+        index_kind=index_kind if index_kind != "auto" else ann.resolve_kind("auto", len(assets)),
+        library_checksum=library_checksum(assets),
+        tagger_version=manifest.tagger_version,
+        start=start,
+    )
+
+
+def library_checksum(assets: Sequence[Asset]) -> str:
+    """SHA-256 over the assets in id order: equal libraries give equal checksums, whatever the file order."""
+    digest = hashlib.sha256()
+    for asset in sorted(assets, key=lambda a: a.id):
+        digest.update(asset.model_dump_json().encode())
+        digest.update(b"\n")
+    return digest.hexdigest()

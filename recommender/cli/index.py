@@ -1,0 +1,154 @@
+"""Commands that build and inspect an index: build-index, info, search."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from content_library import SAMPLE_LIBRARY
+from recommender.cli._common import index_dir_option, main, user_errors
+from recommender.config import DEFAULT_MODEL
+
+
+@main.command("build-index")
+@click.argument("library", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@index_dir_option
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Embedding model name or local folder.")
+@click.option(
+    "--tagger",
+    "tagger_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Trained tagger folder (default: the shipped one in models/tagger).",
+)
+@click.option("--no-tagger", is_flag=True, help="Do not predict labels: every asset must carry curated labels.")
+@click.option(
+    "--index-kind",
+    type=click.Choice(["auto", "flat", "hnsw"]),
+    default="auto",
+    show_default=True,
+    help="FAISS index: exact (flat), approximate (hnsw), or chosen by size (auto: hnsw from 100,000 assets).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, help="Encoding batch.")
+@click.option("--skip-invalid", is_flag=True, help="Load the valid assets and report the invalid ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@user_errors
+def build_index_command(
+    library: tuple[Path, ...],
+    index_dir: Path,
+    model: str,
+    tagger_dir: Path | None,
+    no_tagger: bool,
+    index_kind: str,
+    batch_size: int,
+    skip_invalid: bool,
+    as_json: bool,
+) -> None:
+    """Build an index from content libraries (files or folders; default: the shipped sample).
+
+    Formats: JSON Lines, CSV, Parquet, or a folder of Markdown files with YAML front matter.
+    Assets without curated segments, stages or roles are labelled by the tagger. The new
+    version replaces the served one atomically; a failed build leaves the old one in place.
+
+    Example: recommender build-index content/ extra.csv --index-dir index
+    """
+    from recommender.build import build_index
+    from recommender.embeddings import load_embedder
+
+    embedder = load_embedder(model)
+    tagger = None if no_tagger else _load_tagger(tagger_dir)
+    summary = build_index(
+        library or [SAMPLE_LIBRARY],
+        index_dir,
+        embedder,
+        tagger,
+        index_kind=index_kind,
+        batch_size=batch_size,
+        progress=sys.stderr.isatty(),
+        skip_invalid=skip_invalid,
+    )
+    report = {
+        "index_dir": str(index_dir),
+        "version": summary.manifest.version,
+        "asset_count": summary.manifest.asset_count,
+        "index_kind": summary.manifest.index_kind,
+        "model": summary.manifest.model,
+        "seconds": round(summary.seconds, 2),
+        "asset_types": summary.asset_types,
+        "languages": summary.languages,
+        "label_sources": summary.label_sources,
+        "skipped": summary.skipped,
+        "ignored_fields": summary.ignored_fields,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"Built index version {report['version']} in {index_dir}: {report['asset_count']} assets, "
+        f"{report['index_kind']} index, model {report['model']}, {report['seconds']} s."
+    )
+    for title, counts in (
+        ("Asset types", summary.asset_types),
+        ("Languages", summary.languages),
+        ("Label sources", summary.label_sources),
+    ):
+        click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if summary.ignored_fields:
+        click.echo("Ignored unknown fields: " + ", ".join(f"{k} ({v})" for k, v in summary.ignored_fields.items()))
+    if summary.skipped:
+        click.echo(f"Skipped {len(summary.skipped)} invalid records:")
+        for line in summary.skipped:
+            click.echo(f"  {line}")
+
+
+@main.command()
+@index_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@user_errors
+def info(index_dir: Path, as_json: bool) -> None:
+    """Describe an index: version, model, counts per language, type and label source.
+
+    Example: recommender info --index-dir index --json
+    """
+    from recommender.engine import Recommender
+
+    details = Recommender.load(index_dir).info()
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    for key, value in details.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        click.echo(f"{key}: {value}")
+
+
+@main.command()
+@click.argument("text")
+@index_dir_option
+@click.option("-k", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def search(text: str, index_dir: Path, k: int, as_json: bool) -> None:
+    """Quick look: the assets closest in meaning to TEXT, without buyer fit.
+
+    Example: recommender search --index-dir index "cut invoice approval time"
+    """
+    from recommender.engine import Recommender
+
+    hits = Recommender.load(index_dir).search(text, k)
+    if as_json:
+        click.echo(json.dumps([{"id": i, "similarity": round(s, 4), "title": a.title} for i, s, a in hits], indent=2))
+        return
+    for asset_id, similarity, asset in hits:
+        click.echo(f"{similarity:6.3f}  {asset_id:<24} {asset.asset_type.value:<14} {asset.language}  {asset.title}")
+
+
+def _load_tagger(tagger_dir: Path | None) -> Any:
+    from models import TAGGER_DIR
+    from recommender.tagging import Tagger
+
+    return Tagger.load(tagger_dir or TAGGER_DIR)

@@ -1,0 +1,57 @@
+"""Commands that rank assets for buyers: recommend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from recommender.cli._common import config_option, index_dir_option, main, user_errors
+from recommender.config import RankingConfig
+
+
+@main.command()
+@index_dir_option
+@click.option("--segment", required=True, type=click.Choice(["enterprise", "smb"]), help="Buyer segment.")
+@click.option(
+    "--role",
+    type=click.Choice(["executive", "finance", "it", "procurement", "end_user", "owner"]),
+    help="Committee role (owner for SMB).",
+)
+@click.option(
+    "--stage", type=click.Choice(["awareness", "consideration", "decision", "retention"]), help="Buying stage."
+)
+@click.option("--signal", "signals", multiple=True, help="A buying-signal event, oldest first; repeatable.")
+@click.option("--query", help="What the buyer searched or read.")
+@click.option("--language", help="Preferred language, ISO 639-1 (e.g. en, de, id).")
+@click.option("--exclude", multiple=True, help="Asset id never to return; repeatable.")
+@click.option("--asset-type", "asset_types", multiple=True, help="Only this asset type; repeatable.")
+@click.option("-k", type=int, default=10, show_default=True, help="How many assets (1-100).")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with the reasons of every item.")
+@user_errors
+def recommend(index_dir: Path, config_path: Path | None, as_json: bool, **fields: Any) -> None:
+    """Which assets should this buyer see next? Prints a ranked table (or JSON).
+
+    Example: recommender recommend --segment enterprise --role finance --signal demo
+    --signal technical_discussion --query "cut invoice approval time" --language de
+    """
+    from recommender.engine import Recommender
+    from recommender.types import BuyerRequest
+
+    request = BuyerRequest(**{k: v for k, v in fields.items() if v not in (None, ())})
+    config = RankingConfig.from_toml(config_path) if config_path else None
+    result = Recommender.load(index_dir, config=config).recommend(request)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2, exclude={"items": {"__all__": {"asset": {"body"}}}}))
+        return
+    click.echo(f"Stage: {result.stage.value} ({result.stage_source})")
+    for rank, item in enumerate(result.items, 1):
+        asset = item.asset
+        top = sorted(item.reasons.items(), key=lambda kv: -abs(kv[1]))[:3]
+        why = ", ".join(f"{name} {value:+.2f}" for name, value in top)
+        click.echo(
+            f"{rank:>3}. {item.score:6.3f}  {item.id:<22} {asset.asset_type.value:<14} {asset.language}  "
+            f"{asset.title[:60]}\n      {why}"
+        )

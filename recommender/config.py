@@ -1,0 +1,172 @@
+"""Every tunable of the engine in one place: ranking weights, the stage-signal map, type priors.
+
+Defaults live here and in the two data files beside this module (`data/stage_signals.toml`,
+`data/type_priors.toml`). A deployment overrides them with a TOML file of its own
+(`RankingConfig.from_toml`) or, for the data files, with the environment variables
+RECOMMENDER_STAGE_SIGNALS and RECOMMENDER_TYPE_PRIORS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from content_library.schema import AssetType, Segment, Stage, allowed
+from recommender.errors import ConfigError
+
+DATA_DIR = Path(__file__).parent / "data"
+
+#: The default embedding model: multilingual USE and English MiniLM, combined (see README, "Embeddings").
+DEFAULT_MODEL = "all-MiniLM-L6-v2+use-multilingual-v3"
+
+
+@dataclass(frozen=True)
+class StageSignalMap:
+    """Which stage each buying signal is evidence of, per segment (see data/stage_signals.toml)."""
+
+    stages: dict[Segment, dict[str, Stage]]
+    purchase_events: frozenset[str]
+    becomes_retention: frozenset[str]
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return tuple(self.stages[Segment.ENTERPRISE])
+
+    @classmethod
+    def from_toml(cls, path: Path) -> StageSignalMap:
+        raw = _read_toml(path)
+        try:
+            stages = {
+                segment: {event: Stage(stage) for event, stage in raw[segment.value].items()} for segment in Segment
+            }
+            after = raw.get("after_purchase", {})
+            purchase = frozenset(after.get("purchase_events", []))
+            retention = frozenset(after.get("becomes_retention", []))
+        except KeyError as exc:
+            raise ConfigError(f"{path}: missing table [{exc.args[0]}]") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}; stages are {allowed(Stage)}") from exc
+        events = [set(table) for table in stages.values()]
+        if events[0] != events[1]:
+            diff = sorted(events[0] ^ events[1])
+            raise ConfigError(f"{path}: events {diff} are listed for one segment only; list each for both")
+        unknown = sorted((purchase | retention) - events[0])
+        if unknown:
+            raise ConfigError(f"{path}: [after_purchase] names unknown events {unknown}")
+        return cls(stages=stages, purchase_events=purchase, becomes_retention=retention)
+
+
+@dataclass(frozen=True)
+class TypePriors:
+    """How well each asset type suits a segment and a stage (see data/type_priors.toml)."""
+
+    segment: dict[Segment, dict[AssetType, float]]
+    stage: dict[Stage, dict[AssetType, float]]
+
+    def prior(self, segment: Segment, stage: Stage, asset_type: AssetType) -> float:
+        return 0.5 * (self.segment[segment][asset_type] + self.stage[stage][asset_type])
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TypePriors:
+        raw = _read_toml(path)
+
+        def table(section: str, keys: type[Segment] | type[Stage]) -> dict[Any, dict[AssetType, float]]:
+            out = {}
+            for key in keys:
+                values = raw.get(section, {}).get(key.value)
+                if values is None:
+                    raise ConfigError(f"{path}: missing table [{section}.{key.value}]")
+                try:
+                    parsed = {AssetType(name): float(value) for name, value in values.items()}
+                except ValueError as exc:
+                    raise ConfigError(f"{path} [{section}.{key.value}]: {exc}; types are {allowed(AssetType)}") from exc
+                missing = [t.value for t in AssetType if t not in parsed]
+                if missing:
+                    raise ConfigError(f"{path} [{section}.{key.value}]: no prior for {', '.join(missing)}")
+                if any(not 0.0 <= v <= 1.0 for v in parsed.values()):
+                    raise ConfigError(f"{path} [{section}.{key.value}]: priors must lie between 0 and 1")
+                out[key] = parsed
+            return out
+
+        return cls(segment=table("segment", Segment), stage=table("stage", Stage))
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    """The weight of each ranking component; an item's score is the weighted sum of its components.
+
+    Each component lies in [0, 1] before weighting, so a weight is the most that component can add.
+    Defaults were chosen on the development set (`recommender evaluate`, see README).
+    """
+
+    relevance: float = 2.0  # cosine similarity of query and asset (only with a query)
+    segment: float = 1.0  # probability the asset serves the requested segment
+    role: float = 0.6  # probability it answers the requested role's questions (only with a role)
+    stage: float = 1.0  # closeness of the asset's stage to the buyer's stage
+    type_prior: float = 0.3  # how well the asset type suits segment and stage
+    language: float = 0.8  # the asset is in the requested language (only with a language)
+    freshness: float = 0.1  # newer assets first, halving every `freshness_half_life_days`
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Weights and parameters of the ranking; see `RankingWeights` for the components."""
+
+    weights: RankingWeights = field(default_factory=RankingWeights)
+    #: Stage closeness by distance in the funnel: same stage, adjacent, two apart, three apart.
+    stage_closeness: tuple[float, float, float, float] = (1.0, 0.35, 0.1, 0.0)
+    freshness_half_life_days: float = 730.0
+    #: Maximal-marginal-relevance penalty for an item as similar as `diversity_threshold` or more to one
+    #: already chosen; it grows linearly to `diversity` at identical vectors.
+    diversity: float = 1.0
+    diversity_threshold: float = 0.75
+    #: At most this many items of one asset type in a result (0 = no cap).
+    max_per_type: int = 4
+    #: FAISS candidates re-ranked per request: max(candidates_min, candidates_per_k * k).
+    candidates_min: int = 200
+    candidates_per_k: int = 20
+    #: Stage used when a request gives neither a stage nor signals.
+    default_stage: Stage = Stage.AWARENESS
+    stage_signals: StageSignalMap = field(
+        default_factory=lambda: StageSignalMap.from_toml(
+            Path(os.environ.get("RECOMMENDER_STAGE_SIGNALS", DATA_DIR / "stage_signals.toml"))
+        )
+    )
+    type_priors: TypePriors = field(
+        default_factory=lambda: TypePriors.from_toml(
+            Path(os.environ.get("RECOMMENDER_TYPE_PRIORS", DATA_DIR / "type_priors.toml"))
+        )
+    )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RankingConfig:
+        """Read overrides: a [weights] table and top-level parameters, e.g. `max_per_type = 3`."""
+        raw = _read_toml(Path(path))
+        weights = raw.pop("weights", {})
+        known = {f.name for f in dataclasses.fields(RankingWeights)}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise ConfigError(f"{path} [weights]: unknown {unknown}; known are {sorted(known)}")
+        params = {f.name for f in dataclasses.fields(cls)} - {"weights", "stage_signals", "type_priors"}
+        unknown = sorted(set(raw) - params)
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {unknown}; known are {sorted(params)}")
+        if "stage_closeness" in raw:
+            raw["stage_closeness"] = tuple(raw["stage_closeness"])
+        if "default_stage" in raw:
+            raw["default_stage"] = Stage(raw["default_stage"])
+        return cls(weights=RankingWeights(**weights), **raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc

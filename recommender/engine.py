@@ -1,0 +1,384 @@
+"""`Recommender`: the one object callers use. It answers "which assets should this buyer see next?"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from content_library.schema import Asset, Role, Segment, Stage
+from recommender import ranking
+from recommender.config import RankingConfig
+from recommender.embeddings import Embedder, load_embedder
+from recommender.errors import ModelError, RecommenderError
+from recommender.features import ASSET_TYPES, language_code
+from recommender.ranking import BuyerContext
+from recommender.signals import resolve_stage
+from recommender.snapshot import Snapshot
+from recommender.store import IndexStore
+from recommender.tagging import Tagger, label_assets
+from recommender.types import (
+    AssetLabels,
+    BuyerRequest,
+    RecommendationResult,
+    RecommendedItem,
+)
+
+log = logging.getLogger(__name__)
+_EPOCH = dt.date(1970, 1, 1)
+#: After a failed reload of a new index version, wait this long before trying it again.
+_RELOAD_RETRY_SECONDS = 5.0
+
+
+class Recommender:
+    """Recommendations, search, tagging and writes over one index directory.
+
+    Thread-safe. Load it once per process (`Recommender.load`); call `refresh()` before serving a
+    request to pick up writes and rebuilt versions made by other processes.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        embedder: Embedder,
+        tagger: Tagger | None = None,
+        config: RankingConfig | None = None,
+        *,
+        verify: bool = True,
+        query_cache_size: int = 4096,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self.store = IndexStore(index_dir)
+        self.embedder = embedder
+        self.tagger = tagger
+        self.config = config or RankingConfig()
+        self._verify = verify
+        self._today = today
+        self._snapshot = self._open(self.store.require_current())
+        self._reload_lock = threading.Lock()
+        self._failed: tuple[str, float] | None = None
+        self._static_cache: dict[tuple[Any, ...], np.ndarray] = {}
+        self.embed_query = lru_cache(maxsize=query_cache_size)(self._embed_query)
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        tagger: Tagger | str | Path | None = None,
+        config: RankingConfig | None = None,
+        verify: bool = True,
+        **kwargs: Any,
+    ) -> Recommender:
+        """Open an index; the embedding model named in its manifest is loaded unless one is given.
+
+        `tagger` (a Tagger or a folder) is only needed to write untagged assets; by default the
+        shipped tagger is used when its embedding model matches the index's.
+        """
+        store = IndexStore(index_dir)
+        manifest = store.manifest()
+        embedder = embedder or load_embedder(manifest.model)
+        if tagger is None:
+            tagger = _default_tagger(embedder.name)
+        elif not isinstance(tagger, Tagger):
+            tagger = Tagger.load(tagger)
+        return cls(index_dir, embedder, tagger, config, verify=verify, **kwargs)
+
+    # -- serving -------------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def version(self) -> str:
+        return self._snapshot.version
+
+    def refresh(self) -> None:
+        """Switch to a rebuilt version if there is one, and fold in writes from other processes.
+
+        A new version that fails to load (corrupt, another model) is logged and skipped: the
+        current one keeps serving.
+        """
+        current = self.store.current()
+        if current and current != self._snapshot.version:
+            with self._reload_lock:
+                if current != self._snapshot.version and not self._recently_failed(current):
+                    try:
+                        self._snapshot = self._open(current)
+                        self._static_cache.clear()
+                        log.info("switched to index version %s", current)
+                    except RecommenderError as exc:
+                        self._failed = (current, time.monotonic())
+                        log.error("index version %s refused, still serving %s: %s", current, self.version, exc)
+        if self._snapshot.refresh():
+            self._static_cache.clear()
+
+    def recommend(self, request: BuyerRequest) -> RecommendationResult:
+        """Rank assets for one buyer; see `BuyerRequest` for the fields."""
+        query_vector = self.embed_query(_normal_query(request.query)) if request.query else None
+        return self._recommend(request, query_vector, self._snapshot)[0]
+
+    def recommend_many(self, requests: Sequence[BuyerRequest]) -> list[RecommendationResult | RecommenderError]:
+        """Rank for many buyers at once; their queries are embedded together, a failure stays its own."""
+        snapshot = self._snapshot
+        queries = list(dict.fromkeys(_normal_query(r.query) for r in requests if r.query))
+        vectors = dict(zip(queries, self.embedder.encode(queries), strict=True)) if queries else {}
+        out: list[RecommendationResult | RecommenderError] = []
+        for request in requests:
+            try:
+                vector = vectors[_normal_query(request.query)] if request.query else None
+                out.append(self._recommend(request, vector, snapshot)[0])
+            except RecommenderError as exc:
+                out.append(exc)
+        return out
+
+    def sequence(
+        self,
+        segment: Segment,
+        stage: Stage,
+        steps: int,
+        *,
+        role: Role | None = None,
+        query: str | None = None,
+        language: str | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[tuple[Stage, RecommendedItem]]:
+        """A nurture sequence: one asset per step, moving down the funnel from `stage`, never repeating.
+
+        Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
+        remainder); a sequence starting at decision or retention continues into retention.
+        """
+        last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
+        stages = [s for s in Stage if stage.position <= s.position <= last.position]
+        per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]
+        seen = list(exclude)
+        out: list[tuple[Stage, RecommendedItem]] = []
+        query_vector = self.embed_query(_normal_query(query)) if query else None
+        snapshot = self._snapshot
+        chosen_vectors = np.zeros((0, snapshot.dimension), dtype=np.float32)
+        for step_stage, count in zip(stages, per_stage, strict=True):
+            for _ in range(count):
+                request = BuyerRequest(
+                    segment=segment, role=role, stage=step_stage, language=language, exclude=tuple(seen), k=1
+                )
+                result, vectors = self._recommend(request, query_vector, snapshot, seen_vectors=chosen_vectors)
+                if not result.items:
+                    return out
+                out.append((step_stage, result.items[0]))
+                seen.append(result.items[0].id)
+                chosen_vectors = np.vstack([chosen_vectors, vectors[:1]])
+        return out
+
+    def search(self, text: str, k: int = 10) -> list[tuple[str, float, Asset]]:
+        """Plain semantic search: the k assets closest to `text`, with their cosine similarity."""
+        snapshot = self._snapshot
+        scores, rows = snapshot.search(self.embed_query(_normal_query(text)), k)
+        ids = snapshot.ids_of(rows)
+        assets = snapshot.assets(ids)
+        return [(i, float(s), assets[i][0]) for i, s in zip(ids, scores, strict=True) if i in assets]
+
+    # -- tagging and writes --------------------------------------------------------------------------
+
+    def tag(self, assets: Sequence[Asset]) -> list[AssetLabels]:
+        """Labels for assets (curated ones kept, the rest predicted), without storing anything."""
+        return label_assets(assets, self.embedder.encode([a.text for a in assets]), self.tagger)
+
+    def upsert(self, assets: Sequence[Asset]) -> int:
+        """Insert or replace assets; durable when this returns. Returns the write's sequence number."""
+        vectors = self.embedder.encode([a.text for a in assets])
+        labels = label_assets(assets, vectors, self.tagger)
+        seq = self.store.apply(upserts=list(zip(assets, labels, vectors, strict=True)))
+        self.refresh()
+        return seq
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete assets by id (AssetNotFound, and nothing deleted, if one is unknown)."""
+        seq = self.store.apply(deletes=ids)
+        self.refresh()
+        return seq
+
+    def get(self, asset_id: str) -> tuple[Asset, AssetLabels] | None:
+        return self._snapshot.assets([asset_id]).get(asset_id)
+
+    def info(self) -> dict[str, Any]:
+        snapshot = self._snapshot
+        manifest = snapshot.manifest
+        counts = snapshot.counts()
+        return {
+            "version": manifest.version,
+            "format_version": manifest.format_version,
+            "model": _loadable_model(self.embedder),
+            "model_spec": manifest.model,
+            "dimension": manifest.dimension,
+            "index_kind": manifest.index_kind,
+            "asset_count": snapshot.asset_count,
+            "languages": counts["language"],
+            "asset_types": counts["asset_type"],
+            "label_sources": counts["label_source"],
+            "library_checksum": manifest.library_checksum,
+            "built_at": manifest.built_at,
+            "tagger_version": manifest.tagger_version,
+            "pending_writes": len(snapshot.state.ids) + snapshot.state.dead_count,
+        }
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _open(self, version: str) -> Snapshot:
+        snapshot = Snapshot(self.store, version, verify=self._verify)
+        if snapshot.manifest.model != self.embedder.name or snapshot.dimension != self.embedder.dimension:
+            raise ModelError(
+                f"index version {version} was built with model '{snapshot.manifest.model}' "
+                f"({snapshot.dimension} dimensions) but '{self.embedder.name}' is loaded; "
+                f"load the index with that model or rebuild it"
+            )
+        return snapshot
+
+    def _recently_failed(self, version: str) -> bool:
+        return (
+            self._failed is not None
+            and self._failed[0] == version
+            and time.monotonic() - self._failed[1] < _RELOAD_RETRY_SECONDS
+        )
+
+    def _embed_query(self, query: str) -> np.ndarray:
+        vector = self.embedder.encode_query(query)
+        vector.setflags(write=False)
+        return vector
+
+    def _recommend(
+        self,
+        request: BuyerRequest,
+        query_vector: np.ndarray | None,
+        snapshot: Snapshot,
+        seen_vectors: np.ndarray | None = None,
+    ) -> tuple[RecommendationResult, np.ndarray]:
+        """The result, and the vectors of its items in order (a sequence avoids their look-alikes)."""
+        stage, source = resolve_stage(
+            request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
+        )
+        context = BuyerContext(
+            segment=request.segment,
+            stage=stage,
+            role=request.role,
+            language=language_code(request.language) if request.language else None,
+            today=(self._today() - _EPOCH).days,
+        )
+        state = snapshot.state
+        rows, similarity = self._candidates(snapshot, state, context, request, query_vector)
+        features = snapshot.features_of(rows, state)
+        vectors = snapshot.vectors_of(rows, state)
+        components = ranking.score_components(features, similarity, context, self.config)
+        selection = ranking.select(
+            components,
+            vectors,
+            features.asset_type,
+            request.k,
+            self.config,
+            seen=seen_vectors,
+        )
+        chosen_ids = snapshot.ids_of(rows[selection.positions], state)
+        assets = snapshot.assets(chosen_ids)
+        # An item deleted by another process since the snapshot was taken is dropped.
+        found = [i for i, asset_id in enumerate(chosen_ids) if asset_id in assets]
+        items = tuple(
+            RecommendedItem(
+                id=chosen_ids[i],
+                score=round(float(selection.scores[i]), 6),
+                reasons=_rounded(selection.reasons[i]),
+                asset=assets[chosen_ids[i]][0],
+            )
+            for i in found
+        )
+        result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
+        return result, vectors[selection.positions[found]]
+
+    def _candidates(
+        self,
+        snapshot: Snapshot,
+        state: Any,
+        context: BuyerContext,
+        request: BuyerRequest,
+        query_vector: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows worth scoring: the nearest to the query and the best buyer fits, minus excluded ones.
+
+        Nothing here touches every asset: the query's neighbours come from FAISS, and the best buyer
+        fits are computed once per (buyer, version) and cached.
+        """
+        config = self.config
+        wanted = max(config.candidates_min, config.candidates_per_k * request.k) + len(request.exclude)
+        fits = self._static_candidates(snapshot, state, context, request.asset_types, wanted)
+        if query_vector is not None:
+            _, near = snapshot.search(query_vector, wanted, state)
+            rows = np.unique(np.concatenate([near, fits]))
+        else:
+            rows = fits
+        if request.asset_types:
+            allowed = np.array([ASSET_TYPES.index(t) for t in request.asset_types])
+            rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
+        if request.exclude:
+            excluded = set(request.exclude)
+            rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]] if len(rows) else rows
+        similarity = None
+        if query_vector is not None:
+            similarity = snapshot.vectors_of(rows, state) @ query_vector
+        return rows, similarity
+
+    def _static_candidates(
+        self, snapshot: Snapshot, state: Any, context: BuyerContext, asset_types: Sequence[Any], n: int
+    ) -> np.ndarray:
+        key = (snapshot.version, state.seq, context, tuple(asset_types), n)
+        cached = self._static_cache.get(key)
+        if cached is not None:
+            return cached
+        rows = snapshot.living_rows(state)
+        if asset_types:
+            allowed = np.array([ASSET_TYPES.index(t) for t in asset_types])
+            rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
+        components = ranking.score_components(snapshot.features_of(rows, state), None, context, self.config)
+        total = np.sum(list(components.values()), axis=0)
+        if len(rows) > n:
+            top = np.argpartition(-total, n)[:n]
+            rows = rows[top]
+        if len(self._static_cache) > 1024:
+            self._static_cache.clear()
+        self._static_cache[key] = rows
+        return rows
+
+
+def _normal_query(query: str) -> str:
+    return " ".join(query.split())
+
+
+def _rounded(reasons: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 6) for name, value in reasons.items()}
+
+
+def _loadable_model(embedder: Embedder) -> str:
+    """A name or path that `SentenceTransformer(model)` loads offline (for scripts reading `info`)."""
+    parts = getattr(embedder, "parts", [embedder])
+    for part in parts:
+        path = getattr(part, "path", None)
+        if path:
+            return str(path)
+    return embedder.name
+
+
+def _default_tagger(model: str) -> Tagger | None:
+    from models import TAGGER_DIR
+
+    try:
+        tagger = Tagger.load(TAGGER_DIR)
+    except ModelError as exc:
+        log.warning("no usable shipped tagger: %s", exc)
+        return None
+    return tagger if tagger.model_ == model else None

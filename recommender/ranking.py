@@ -1,0 +1,132 @@
+"""Scoring candidates for a buyer and choosing a diverse top k, vectorised over candidate arrays.
+
+An item's score is the sum of weighted components, each in [0, 1] before weighting (see
+`RankingWeights`), minus a diversity penalty; the components are the reasons shown to users, and
+they add up to the score exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from content_library.schema import Role, Segment, Stage
+from recommender.config import RankingConfig
+from recommender.features import ASSET_TYPES, NO_DATE, ROLES, SEGMENTS, FeatureTable
+
+COMPONENTS = ("relevance", "segment", "role", "stage", "type_prior", "language", "freshness", "diversity")
+#: Freshness of an asset without a publication date: neither favoured nor buried.
+_UNKNOWN_FRESHNESS = 0.5
+
+
+@dataclass(frozen=True)
+class BuyerContext:
+    """A resolved request: everything the scoring needs, nothing it must look up."""
+
+    segment: Segment
+    stage: Stage
+    role: Role | None = None
+    language: int | None = None  # features.language_code of the preferred language
+    today: int = 0  # days since 1970-01-01, for freshness
+
+
+def score_components(
+    features: FeatureTable,
+    similarity: np.ndarray | None,
+    context: BuyerContext,
+    config: RankingConfig,
+) -> dict[str, np.ndarray]:
+    """Weighted components for n candidates. `similarity` (n,) is query-asset cosine, or None."""
+    w = config.weights
+    n = len(features)
+    out: dict[str, np.ndarray] = {}
+    if similarity is not None:
+        out["relevance"] = w.relevance * np.clip(similarity, 0.0, 1.0).astype(np.float32)
+    out["segment"] = w.segment * features.segments[:, SEGMENTS.index(context.segment)]
+    if context.role is not None:
+        out["role"] = w.role * features.roles[:, ROLES.index(context.role)]
+    closeness = np.array(
+        [config.stage_closeness[abs(s.position - context.stage.position)] for s in Stage], dtype=np.float32
+    )
+    out["stage"] = w.stage * (features.stages * closeness).max(axis=1)
+    priors = np.array(
+        [config.type_priors.prior(context.segment, context.stage, t) for t in ASSET_TYPES], dtype=np.float32
+    )
+    out["type_prior"] = w.type_prior * priors[features.asset_type.astype(np.int64)]
+    if context.language is not None:
+        out["language"] = w.language * (features.language == context.language).astype(np.float32)
+    age = np.maximum(context.today - features.published, 0).astype(np.float32)
+    fresh = np.where(features.published == NO_DATE, _UNKNOWN_FRESHNESS, 0.5 ** (age / config.freshness_half_life_days))
+    out["freshness"] = (w.freshness * fresh).astype(np.float32)
+    for name, values in out.items():
+        if values.shape != (n,):
+            raise ValueError(f"component {name} has shape {values.shape}, expected ({n},)")
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen candidates in rank order: `positions` index the candidate arrays."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+    reasons: list[dict[str, float]]
+
+
+def select(
+    components: dict[str, np.ndarray],
+    vectors: np.ndarray,
+    asset_types: np.ndarray,
+    k: int,
+    config: RankingConfig,
+    seen: np.ndarray | None = None,
+) -> Selection:
+    """Greedy maximal-marginal-relevance selection of k candidates, with a cap per asset type.
+
+    `vectors` (n, d) are the candidates' embeddings. A candidate as similar as
+    `diversity_threshold` or more to one already chosen pays a penalty growing linearly to
+    `diversity` for an identical vector, so near-duplicates (an asset and its translation, two
+    versions of one datasheet) do not fill the list while on-topic variety stays. `seen` (m, d)
+    are vectors of items shown before (earlier steps of a sequence): they count as chosen. The
+    result is sorted by final score.
+    """
+    names = [name for name in COMPONENTS if name in components]
+    base = np.sum([components[name] for name in names], axis=0) if names else np.zeros(len(asset_types))
+    n = len(base)
+    penalty = np.zeros(n, dtype=np.float64)
+    chosen = np.zeros(n, dtype=bool)
+    available = np.ones(n, dtype=bool)
+    type_counts = np.zeros(len(ASSET_TYPES), dtype=np.int64)
+    threshold = config.diversity_threshold
+
+    def similar(to: np.ndarray) -> np.ndarray:
+        similarity = vectors @ to
+        return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
+
+    if config.diversity > 0 and seen is not None and len(seen):
+        penalty = np.max([similar(v) for v in seen], axis=0)
+    positions, scores, reasons = [], [], []
+    for _ in range(min(k, n)):
+        if not available.any():
+            available = ~chosen  # the type cap left too few candidates: fill up regardless
+        adjusted = np.where(available, base - penalty, -np.inf)
+        pick = int(np.argmax(adjusted))
+        reason = {name: float(components[name][pick]) for name in names}
+        reason["diversity"] = -float(penalty[pick])
+        positions.append(pick)
+        scores.append(float(sum(reason.values())))
+        reasons.append(reason)
+        chosen[pick] = True
+        available[pick] = False
+        kind = int(asset_types[pick])
+        type_counts[kind] += 1
+        if config.max_per_type and type_counts[kind] >= config.max_per_type:
+            available &= asset_types != kind
+        if config.diversity > 0:
+            penalty = np.maximum(penalty, similar(vectors[pick]))
+    # Filling up past the type cap can pick an item that outscores the one before it.
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return Selection(
+        np.asarray(positions, dtype=np.int64)[order], np.asarray(scores)[order], [reasons[i] for i in order]
+    )

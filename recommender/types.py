@@ -1,0 +1,104 @@
+"""Plain data that crosses module boundaries: requests, results and the labels stored per asset."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from content_library.schema import Asset, AssetType, LanguageCode, Role, Segment, Stage
+
+MAX_K = 100
+MAX_QUERY_CHARS = 1000
+MAX_LIST_ITEMS = 200
+
+AssetId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class LabelSource(StrEnum):
+    CURATED = "curated"
+    PREDICTED = "predicted"
+
+
+class FieldLabels(BaseModel):
+    """The labels of one field (segments, stages or roles) of one asset, with where they came from.
+
+    `scores` holds a confidence for every label of the vocabulary: 1.0 or 0.0 for curated labels,
+    the tagger's probability for predicted ones.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: tuple[str, ...]
+    scores: dict[str, float]
+    source: LabelSource
+
+
+class AssetLabels(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    segments: FieldLabels
+    stages: FieldLabels
+    roles: FieldLabels
+    model_version: str | None = None
+
+    def field(self, name: str) -> FieldLabels:
+        return getattr(self, name)
+
+
+class BuyerRequest(BaseModel):
+    """Who the buyer is and what they look for: the input of `Recommender.recommend`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    segment: Segment = Field(description="enterprise (a buying-committee member) or smb (a self-researcher)")
+    role: Role | None = Field(default=None, description="The committee role, or owner for SMB.")
+    stage: Stage | None = Field(default=None, description="The buying stage; wins over signals.")
+    signals: tuple[EventName, ...] = Field(
+        default=(), max_length=MAX_LIST_ITEMS, description="Buying-signal events, oldest first."
+    )
+    query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
+        default=None, description="What the buyer searched or read, in any language."
+    )
+    language: LanguageCode | None = Field(
+        default=None, description="Preferred content language (ISO 639-1); others are a fallback."
+    )
+    exclude: tuple[AssetId, ...] = Field(
+        default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."
+    )
+    asset_types: tuple[AssetType, ...] = Field(
+        default=(), max_length=len(AssetType), description="Only these asset types (all when empty)."
+    )
+    k: int = Field(default=10, ge=1, le=MAX_K, description="How many assets to return.")
+
+
+class StageSource(BaseModel):
+    """Where the resolved stage came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["given", "signal", "default"]
+    signal: str | None = None
+
+    def __str__(self) -> str:
+        return f"signal:{self.signal}" if self.kind == "signal" else self.kind
+
+
+class RecommendedItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    score: float
+    reasons: dict[str, float] = Field(description="Each ranking component's contribution; they sum to score.")
+    asset: Asset
+
+
+class RecommendationResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: Stage
+    stage_source: StageSource
+    items: tuple[RecommendedItem, ...]
+    index_version: str

@@ -1,0 +1,565 @@
+"""The content library loaders: every format, every kind of bad record, and streaming."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from content_library import (
+    SAMPLE_LIBRARY,
+    Asset,
+    AssetType,
+    LibraryError,
+    RawRecord,
+    RecordInvalid,
+    RecordProblem,
+    detect_format,
+    iter_records,
+    load_library,
+    parse_record,
+)
+
+ASSETS: list[dict[str, Any]] = [
+    {
+        "id": "roi-guide",
+        "title": "What a rollout costs over three years",
+        "body": "Total cost of ownership for a committee.",
+        "asset_type": "guide",
+        "language": "en",
+        "url": "https://example.com/roi-guide",
+        "published": dt.date(2024, 3, 1),
+        "segments": ["enterprise"],
+        "stages": ["consideration", "decision"],
+        "roles": ["finance", "executive"],
+        "topic": "total cost",
+        "tags": ["roi", "tco"],
+    },
+    {
+        "id": "pricing",
+        "title": "Plans and prices",
+        "body": "From 29 per month, cancel any time.",
+        "asset_type": "pricing",
+        "language": "de",
+        "url": "https://example.com/pricing",
+        "published": None,
+        "segments": ["smb"],
+        "stages": ["decision"],
+        "roles": ["owner"],
+        "topic": None,
+        "tags": [],
+    },
+    {
+        "id": "intro",
+        "title": "Why schedules break",
+        "body": "A short explainer.\n\nSecond paragraph.",
+        "asset_type": "blog_post",
+        "language": "id",
+        "url": "http://example.com/intro",
+        "published": dt.date(2023, 12, 31),
+        "segments": [],
+        "stages": [],
+        "roles": [],
+        "topic": None,
+        "tags": ["scheduling"],
+    },
+]
+
+GOOD = {
+    "id": "a1",
+    "title": "Title",
+    "body": "Body.",
+    "asset_type": "guide",
+    "language": "en",
+    "url": "https://example.com/a1",
+}
+
+ASSET_TYPES = "whitepaper, case_study, webinar, review, blog_post, ebook, datasheet, demo, pricing, "
+ASSET_TYPES += "roi_calculator, comparison, checklist, guide, report, video"
+
+
+def _present(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if value not in (None, [])}
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(_present(r), default=str) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, records: list[dict[str, Any]], fields: list[str] | None = None) -> Path:
+    fields = fields or list(ASSETS[0])
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        for record in records:
+            cells = {k: "|".join(v) if isinstance(v, list) else "" if v is None else v for k, v in record.items()}
+            writer.writerow(cells)
+    return path
+
+
+def write_parquet(path: Path, records: list[dict[str, Any]]) -> Path:
+    pq.write_table(pa.Table.from_pylist(records), path)
+    return path
+
+
+def write_markdown(folder: Path, records: list[dict[str, Any]]) -> Path:
+    folder.mkdir(exist_ok=True)
+    for record in records:
+        front = {key: value for key, value in _present(record).items() if key != "body"}
+        text = f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{record['body']}\n"
+        (folder / f"{record['id']}.md").write_text(text, encoding="utf-8")
+    return folder
+
+
+WRITERS = {
+    "jsonl": lambda tmp: write_jsonl(tmp / "library.jsonl", ASSETS),
+    "csv": lambda tmp: write_csv(tmp / "library.csv", ASSETS),
+    "parquet": lambda tmp: write_parquet(tmp / "library.parquet", ASSETS),
+    "markdown": lambda tmp: write_markdown(tmp / "library", ASSETS),
+}
+
+
+def load_problems(path: Path) -> list[str]:
+    with pytest.raises(LibraryError) as caught:
+        load_library(path)
+    return [str(problem) for problem in caught.value.problems]
+
+
+# Every format
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_every_format_loads_the_same_assets(tmp_path: Path, kind: str) -> None:
+    library = load_library(WRITERS[kind](tmp_path))
+
+    assert sorted(library.assets, key=lambda a: a.id) == sorted(
+        (Asset.model_validate(_present(record)) for record in ASSETS), key=lambda a: a.id
+    )
+    assert library.skipped == []
+    assert library.ignored_fields == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("a.jsonl", "jsonl"),
+        ("a.NDJSON", "jsonl"),
+        ("a.csv", "csv"),
+        ("a.parquet", "parquet"),
+        ("a.md", "markdown"),
+        ("a.markdown", "markdown"),
+    ],
+)
+def test_detect_format_goes_by_the_extension(name: str, kind: str) -> None:
+    assert detect_format(name) == kind
+
+
+def test_several_files_load_in_the_order_given(tmp_path: Path) -> None:
+    second = write_csv(tmp_path / "second.csv", ASSETS[2:])
+    first = write_jsonl(tmp_path / "first.jsonl", ASSETS[:2])
+
+    library = load_library(second, first)
+
+    assert [asset.id for asset in library.assets] == ["intro", "roi-guide", "pricing"]
+    assert library.sources == [str(second), str(first)]
+
+
+def test_a_folder_loads_its_files_recursively_in_sorted_order(tmp_path: Path) -> None:
+    write_markdown(tmp_path / "b_docs", ASSETS[:1])
+    write_csv(tmp_path / "c.csv", ASSETS[1:2])
+    (tmp_path / "a").mkdir()
+    write_parquet(tmp_path / "a" / "z.parquet", ASSETS[2:])
+
+    library = load_library(tmp_path)
+
+    assert [asset.id for asset in library.assets] == ["intro", "roi-guide", "pricing"]
+
+
+def test_a_file_given_twice_is_read_once(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", ASSETS)
+
+    assert len(load_library(tmp_path, path).assets) == 3
+
+
+def test_markdown_without_front_matter_in_a_folder_is_ignored(tmp_path: Path) -> None:
+    write_markdown(tmp_path, ASSETS[:1])
+    (tmp_path / "README.md").write_text("# Northgate\n\nA vendor description, not an asset.\n")
+    (tmp_path / "notes.txt").write_text("not content")
+
+    library = load_library(tmp_path)
+
+    assert [asset.id for asset in library.assets] == ["roi-guide"]
+    assert library.sources == [str(tmp_path / "roi-guide.md")]
+
+
+def test_hidden_folders_are_skipped(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "library.jsonl", ASSETS[:1])
+    (tmp_path / ".git").mkdir()
+    write_jsonl(tmp_path / ".git" / "stash.jsonl", ASSETS[:1])
+
+    assert [asset.id for asset in load_library(tmp_path).assets] == ["roi-guide"]
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    table = write_csv(tmp_path / "bom.csv", [GOOD | {"id": "a2"}], fields=list(GOOD))
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes())
+
+    assert [asset.id for asset in load_library(jsonl, table).assets] == ["a1", "a2"]
+
+
+def test_sample_library_is_the_sample_folder_of_the_package() -> None:
+    assert SAMPLE_LIBRARY == Path(__file__).parents[1] / "content_library" / "sample"
+
+
+# Bad records: each names file, line and field
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"title": None}, "field title: required but missing or empty"),
+        ({"asset_type": "podcast"}, f"field asset_type: 'podcast' is not one of {ASSET_TYPES}"),
+        ({"segments": ["smb", "mid"]}, "field segments: 'mid' is not one of enterprise, smb"),
+        (
+            {"roles": ["cfo"]},
+            "field roles: 'cfo' is not one of executive, finance, it, procurement, end_user, owner",
+        ),
+        ({"language": "english"}, "field language: 'english' is not an ISO 639-1 language code"),
+        ({"url": "example.com"}, "field url: 'example.com' is not an http(s) URL"),
+        ({"published": "2024-13-01"}, "field published: '2024-13-01' is not a date; write it as YYYY-MM-DD"),
+        ({"id": "a b"}, "field id: 'a b' is not a valid id: use letters, digits and . _ : -"),
+        ({"tags": 5}, "field tags: expected a list of values, got 5"),
+    ],
+)
+def test_a_bad_field_is_reported_with_file_line_and_field(
+    tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD | {"id": "a0"}) + "\n" + json.dumps({**GOOD, **change}) + "\n")
+
+    [problem] = load_problems(path)
+
+    assert problem.startswith(f"{path}, line 2, {expected}")
+
+
+def test_an_invalid_json_line_is_a_problem_of_that_line(tmp_path: Path) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n\n{'id': 'a2'}\n[1, 2]\n")
+
+    assert load_problems(path) == [
+        f"{path}, line 3: is not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"{path}, line 4: is a JSON list, not an object of the asset's fields",
+    ]
+
+
+def test_a_line_that_is_not_utf8_is_a_problem_of_that_line(tmp_path: Path) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"title": "caf\xe9"}\n')
+
+    assert load_problems(path) == [f"{path}, line 2: is not UTF-8 text; save the file as UTF-8"]
+
+
+def test_csv_lines_count_the_header_as_line_1(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2", "asset_type": "podcast"}], list(GOOD))
+
+    assert load_problems(path) == [f"{path}, line 3, field asset_type: 'podcast' is not one of {ASSET_TYPES}"]
+
+
+def test_csv_lines_are_where_the_row_starts_when_a_cell_spans_lines(tmp_path: Path) -> None:
+    rows = [GOOD | {"body": "one\ntwo\nthree"}, GOOD | {"id": "a2", "url": "nope"}]
+    path = write_csv(tmp_path / "library.csv", rows, list(GOOD))
+
+    assert load_problems(path) == [f"{path}, line 5, field url: 'nope' is not an http(s) URL"]
+
+
+def test_a_csv_row_with_more_cells_than_the_header_is_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "library.csv"
+    path.write_text("id,title,body,asset_type,language,url\na1,Title,Body, with comma,guide,en,https://x.io\n")
+
+    assert load_problems(path) == [
+        f"{path}, line 2: has 1 more cell(s) than the header; quote cells that contain commas"
+    ]
+
+
+def test_a_csv_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "library.csv"
+    path.write_bytes(b"id,title\na1,caf\xe9\n")
+
+    with pytest.raises(LibraryError, match=re.escape(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8")):
+        load_library(path)
+
+
+def test_a_csv_cell_beyond_the_size_limit_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2", "body": "x" * 200_000}], list(GOOD))
+
+    with pytest.raises(
+        LibraryError, match=re.escape(f"Cannot read '{path}' as CSV, line 3: field larger than field limit")
+    ):
+        load_library(path)
+
+
+def test_parquet_problems_name_the_row_index(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "library.parquet", [GOOD, GOOD | {"id": "a2", "language": "xx"}])
+
+    [problem] = load_problems(path)
+
+    assert problem.startswith(f"{path}, row index 1, field language: 'xx' is not an ISO 639-1 language code")
+
+
+def test_markdown_problems_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "webinar.md").write_text("---\nasset_type: podcast\n---\n# Title\n\nBody.\n")
+
+    assert load_problems(tmp_path) == [
+        f"{tmp_path / 'webinar.md'}, field asset_type: 'podcast' is not one of {ASSET_TYPES}",
+        f"{tmp_path / 'webinar.md'}, field language: required but missing or empty",
+        f"{tmp_path / 'webinar.md'}, field url: required but missing or empty",
+    ]
+
+
+def test_invalid_yaml_front_matter_is_a_problem_of_that_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.md").write_text("---\nid: a1\ntitle: [unclosed\n---\nBody.\n")
+
+    assert load_problems(tmp_path) == [
+        f"{tmp_path / 'broken.md'}: front matter is not valid YAML at line 4: expected ',' or ']', "
+        "but got '<stream end>' (while parsing a flow sequence from line 3)"
+    ]
+
+
+def test_duplicate_ids_across_two_files_name_both_locations(tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "a.jsonl", [GOOD | {"id": "a0"}, GOOD])
+    second = write_csv(tmp_path / "b.csv", [GOOD | {"title": "Other"}], list(GOOD))
+
+    assert load_problems(tmp_path) == [
+        f"{second}, line 2, field id: duplicate id 'a1', already used at {first}, line 2"
+    ]
+
+
+def test_all_problems_are_reported_together(tmp_path: Path) -> None:
+    bad = [
+        GOOD | {"id": "b1", "language": "xx"},
+        GOOD | {"id": "b2", "url": "x"},
+        GOOD | {"id": "b3", "roles": ["x"]},
+    ]
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD, *bad])
+
+    with pytest.raises(LibraryError) as caught:
+        load_library(path)
+
+    assert [(p.location, p.field) for p in caught.value.problems] == [
+        ("line 2", "language"),
+        ("line 3", "url"),
+        ("line 4", "roles"),
+    ]
+    message = str(caught.value)
+    assert message.startswith("Found 3 problem(s) in 3 record(s) of the content library. Fix them, or load")
+    assert all(str(problem) in message for problem in caught.value.problems)
+
+
+def test_the_error_message_lists_at_most_50_problems(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"id": f"a{n}", "url": "x"} for n in range(60)])
+
+    with pytest.raises(LibraryError) as caught:
+        load_library(path)
+
+    lines = str(caught.value).splitlines()
+    assert len(caught.value.problems) == 60
+    assert len(lines) == 1 + 50 + 1
+    assert lines[-1] == "  ... and 10 more"
+
+
+# Skipping, ignoring
+
+
+def test_skip_invalid_loads_the_valid_assets_and_lists_the_skipped(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD, GOOD | {"id": "a2", "url": "x"}, GOOD | {"id": "a3"}])
+
+    library = load_library(path, skip_invalid=True)
+
+    assert [asset.id for asset in library.assets] == ["a1", "a3"]
+    assert library.skipped == [RecordProblem(str(path), "line 2", "url", "'x' is not an http(s) URL")]
+
+
+def test_skip_invalid_keeps_the_first_of_duplicate_ids(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD, GOOD | {"title": "Later"}])
+
+    library = load_library(path, skip_invalid=True)
+
+    assert [asset.title for asset in library.assets] == ["Title"]
+    assert [(p.location, p.field) for p in library.skipped] == [("line 2", "id")]
+
+
+def test_unknown_fields_are_ignored_and_counted(tmp_path: Path) -> None:
+    rows = [GOOD | {"author": "Ann", "segmnets": "smb"}, GOOD | {"id": "a2", "author": "Bo"}]
+    path = write_csv(tmp_path / "export.csv", rows, [*GOOD, "author", "segmnets"])
+
+    library = load_library(path)
+
+    assert [asset.segments for asset in library.assets] == [(), ()]
+    assert library.ignored_fields == {"author": 2, "segmnets": 2}
+
+
+# Values
+
+
+@pytest.mark.parametrize("cell", ["enterprise|smb", "enterprise;smb", "enterprise, smb", '["enterprise", "smb"]'])
+def test_csv_multi_value_cells_accept_every_separator(tmp_path: Path, cell: str) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD | {"segments": cell}], [*GOOD, "segments"])
+
+    assert load_library(path).assets[0].segments == ("enterprise", "smb")
+
+
+def test_empty_csv_cells_mean_absent(tmp_path: Path) -> None:
+    fields = [*GOOD, "published", "topic", "segments", "tags"]
+    path = write_csv(tmp_path / "library.csv", [GOOD | {"published": "", "topic": " ", "tags": ""}], fields)
+
+    asset = load_library(path).assets[0]
+
+    assert (asset.published, asset.topic, asset.segments, asset.tags) == (None, None, (), ())
+
+
+def test_a_broken_json_array_in_a_cell_is_a_problem(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD | {"tags": '["a", '}], [*GOOD, "tags"])
+
+    assert load_problems(path) == [
+        f"""{path}, line 2, field tags: '["a", ' starts like a JSON array but is not valid JSON"""
+    ]
+
+
+def test_parquet_accepts_multi_value_strings(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "library.parquet", [GOOD | {"stages": "awareness; consideration"}])
+
+    assert load_library(path).assets[0].stages == ("awareness", "consideration")
+
+
+def test_markdown_id_defaults_to_the_file_stem(tmp_path: Path) -> None:
+    front = {key: value for key, value in GOOD.items() if key not in ("id", "body")}
+    (tmp_path / "sso-checklist.md").write_text(f"---\n{yaml.safe_dump(front)}---\nBody.\n")
+
+    assert load_library(tmp_path).assets[0].id == "sso-checklist"
+
+
+def test_markdown_title_defaults_to_the_first_heading_which_leaves_the_body(tmp_path: Path) -> None:
+    front = {key: value for key, value in GOOD.items() if key not in ("title", "body")}
+    text = f"---\n{yaml.safe_dump(front)}---\n\n```sh\n# not a heading\n```\n# The Title\n\nThe body.\n"
+    (tmp_path / "a1.md").write_text(text)
+
+    asset = load_library(tmp_path).assets[0]
+
+    assert (asset.title, asset.body) == ("The Title", "```sh\n# not a heading\n```\n\nThe body.")
+
+
+def test_markdown_front_matter_takes_yaml_lists_strings_and_dates(tmp_path: Path) -> None:
+    text = "---\nid: a1\ntitle: T\nasset_type: demo\nlanguage: no\nurl: https://x.io\npublished: 2024-05-06\n"
+    text += "roles: [it, finance]\ntags: sso, scim\n---\nBody.\n"
+    (tmp_path / "a1.md").write_text(text)
+
+    asset = load_library(tmp_path).assets[0]
+
+    assert (asset.language, asset.published, asset.roles, asset.tags) == (
+        "no",
+        dt.date(2024, 5, 6),
+        ("it", "finance"),
+        ("sso", "scim"),
+    )
+
+
+# Paths that cannot be read
+
+
+def test_a_missing_path_names_it_and_the_supported_formats(tmp_path: Path) -> None:
+    with pytest.raises(LibraryError) as caught:
+        load_library(tmp_path / "nowhere.jsonl")
+
+    assert str(caught.value) == (
+        f"No such file or folder: '{tmp_path / 'nowhere.jsonl'}'. "
+        "Supported formats: JSON Lines (.jsonl, .ndjson), CSV (.csv), Parquet (.parquet), "
+        "Markdown with YAML front matter (.md, .markdown), or a folder of such files."
+    )
+
+
+def test_an_unsupported_extension_names_it_and_the_supported_formats(tmp_path: Path) -> None:
+    path = tmp_path / "library.xlsx"
+    path.write_bytes(b"PK")
+
+    with pytest.raises(LibraryError, match=r"unsupported file extension '\.xlsx'\. Supported formats: JSON Lines"):
+        load_library(path)
+
+
+def test_load_library_needs_a_path() -> None:
+    with pytest.raises(LibraryError, match="No library given: pass at least one file or folder"):
+        load_library()
+
+
+def test_a_folder_without_content_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# Just a readme\n")
+
+    with pytest.raises(LibraryError, match="holds no content files. Supported formats"):
+        load_library(tmp_path)
+
+
+def test_a_file_that_is_not_parquet_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "library.parquet"
+    path.write_text("id,title\n")
+
+    with pytest.raises(LibraryError, match=re.escape(f"Cannot read '{path}' as Parquet")):
+        load_library(path)
+
+
+# Streaming, one record at a time
+
+
+def test_iter_records_yields_the_first_record_before_reading_later_lines(tmp_path: Path) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b"\xff garbage {{{\n" * 1000)
+
+    first = next(iter_records(path))
+
+    assert first == RawRecord(str(path), "line 1", GOOD)
+
+
+def test_iter_records_yields_unreadable_lines_as_records_with_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD) + "\nnot json\n" + json.dumps(GOOD | {"id": "a2"}) + "\n")
+
+    records = list(iter_records(path))
+
+    assert [(record.location, record.error is None) for record in records] == [
+        ("line 1", True),
+        ("line 2", False),
+        ("line 3", True),
+    ]
+
+
+def test_parse_record_returns_the_asset() -> None:
+    asset = parse_record(RawRecord("x.jsonl", "line 1", GOOD | {"extra": 1, "asset_type": "webinar"}))
+
+    assert asset.asset_type is AssetType.WEBINAR
+
+
+def test_parse_record_raises_record_invalid_with_every_problem() -> None:
+    record = RawRecord("x.jsonl", "line 7", GOOD | {"language": "xx", "url": None})
+
+    with pytest.raises(RecordInvalid) as caught:
+        parse_record(record)
+
+    assert [(p.source, p.location, p.field) for p in caught.value.problems] == [
+        ("x.jsonl", "line 7", "language"),
+        ("x.jsonl", "line 7", "url"),
+    ]
+
+
+def test_a_record_problem_reads_as_a_sentence() -> None:
+    problem = RecordProblem("library.csv", "line 4", "asset_type", "'podcast' is not one of whitepaper")
+
+    assert str(problem) == "library.csv, line 4, field asset_type: 'podcast' is not one of whitepaper"
