@@ -66,14 +66,24 @@ def read(path: Path, *, mmap: bool = True) -> faiss.Index:
         raise IndexCorrupt(f"{path} is not a readable FAISS index ({str(exc).splitlines()[0]})") from exc
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top `k` rows for one query vector (d,). Returns (scores, rows), best first, without padding."""
+def search(
+    index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top `k` rows for one query vector (d,). Returns (scores, rows), best first, without padding.
+
+    `allowed` (ntotal,) bool, when given, limits the answer to rows where it is True: FAISS skips
+    the others while it searches, so `k` allowed rows come back however many are excluded.
+    """
     k = min(k, index.ntotal)
     if k <= 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-    params = None
+    selector = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
     if isinstance(index, faiss.IndexHNSW):
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=selector)
+    else:
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
     scores, rows = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
     keep = rows[0] >= 0
     return scores[0][keep], rows[0][keep]

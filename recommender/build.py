@@ -52,9 +52,10 @@ def build_index(
             f"retrain it with `recommender train-tagger --model {embedder.name}` or build with "
             f"--model {tagger.model_}"
         )
-    library = load_library(*paths, skip_invalid=skip_invalid)
     store = IndexStore(index_dir)
+    # Before reading the library: a write acknowledged while it loads must be carried over too.
     start = store.begin_build()
+    library = load_library(*paths, skip_invalid=skip_invalid)
     vectors = embedder.encode([a.text for a in library.assets], batch_size=batch_size, progress=progress)
     labels = label_assets(library.assets, vectors, tagger)
     manifest = store.write_version(

@@ -152,10 +152,10 @@ class Snapshot:
     def search(self, query: np.ndarray, n: int, state: _Delta | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The `n` rows most similar to `query` (d,), living ones only. Returns (scores, rows), best first."""
         state = state or self.state
-        # Dead rows still sit in the FAISS file: ask for more so that n living ones remain.
-        scores, rows = ann.search(self.index, query, n + min(state.dead_count, 10 * n))
-        keep = ~state.dead[rows]
-        scores, rows = scores[keep][:n], rows[keep][:n]
+        # Dead rows still sit in the FAISS file; FAISS skips them, so n living ones come back
+        # however many of the nearest were rewritten or deleted.
+        allowed = ~state.dead if state.dead_count else None
+        scores, rows = ann.search(self.index, query, n, allowed)
         if len(state.ids):
             delta_scores = state.vectors @ query
             top = np.argsort(-delta_scores, kind="stable")[:n]

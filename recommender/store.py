@@ -174,6 +174,8 @@ class IndexStore:
         try:
             with contextlib.closing(connect(db)) as conn:
                 problem = conn.execute("PRAGMA quick_check").fetchone()[0]
+                # A file truncated to nothing is a valid empty database: the tables prove it is ours.
+                conn.execute("SELECT 1 FROM assets, changes LIMIT 0").fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(f"{db} is not a readable SQLite database ({exc}); rebuild the index") from exc
         if problem != "ok":
@@ -189,8 +191,12 @@ class IndexStore:
         version = self.current()
         if version is None:
             return BuildStart(None, 0)
-        with contextlib.closing(connect(self.version_dir(version) / DATABASE)) as conn:
-            return BuildStart(version, last_seq(conn))
+        try:
+            with contextlib.closing(connect(self.version_dir(version) / DATABASE)) as conn:
+                return BuildStart(version, last_seq(conn))
+        except (IndexCorrupt, sqlite3.DatabaseError):
+            # A damaged index must not block the rebuild its error message asks for.
+            return BuildStart(version, 0)
 
     def write_version(
         self,
@@ -213,7 +219,11 @@ class IndexStore:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "versions").mkdir(exist_ok=True)
         self._remove_abandoned_builds()
-        version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+        # Nanoseconds keep names in build order when several builds finish within one second:
+        # old versions are garbage-collected in name order.
+        now = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
+        version = f"{stamp}.{now % 1_000_000_000:09d}Z-{secrets.token_hex(3)}"
         tmp = self.root / f".build-{os.getpid()}-{version}"
         tmp.mkdir()
         try:
@@ -293,25 +303,30 @@ class IndexStore:
         old = self.current()
         if old is None:
             return
-        with (
-            contextlib.closing(connect(self.version_dir(old) / DATABASE)) as src,
-            contextlib.closing(connect(self.version_dir(version) / DATABASE)) as dst,
-        ):
+        try:
+            src = connect(self.version_dir(old) / DATABASE)
+        except IndexCorrupt:
+            return  # the served version is damaged: it holds no write that can still be read
+        with contextlib.closing(src):
             since = start.seq if start.version == old else 0
-            changed = dict.fromkeys(change.id for change in self.changes_since(src, since))
+            try:
+                changed = dict.fromkeys(change.id for change in self.changes_since(src, since))
+            except sqlite3.DatabaseError:
+                return
             if not changed:
                 return
-            dst.execute("BEGIN IMMEDIATE")
-            for asset_id in changed:
-                row = src.execute("SELECT asset, labels, vector FROM assets WHERE id = ?", (asset_id,)).fetchone()
-                if row is None:
-                    if dst.execute("SELECT 1 FROM assets WHERE id = ?", (asset_id,)).fetchone():
-                        _delete(dst, asset_id)
-                    continue
-                asset = Asset.model_validate_json(row[0])
-                labels = AssetLabels.model_validate_json(row[1])
-                _upsert(dst, asset, labels, vector_from_blob(row[2]))
-            dst.execute("COMMIT")
+            with contextlib.closing(connect(self.version_dir(version) / DATABASE)) as dst:
+                dst.execute("BEGIN IMMEDIATE")
+                for asset_id in changed:
+                    row = src.execute("SELECT asset, labels, vector FROM assets WHERE id = ?", (asset_id,)).fetchone()
+                    if row is None:
+                        if dst.execute("SELECT 1 FROM assets WHERE id = ?", (asset_id,)).fetchone():
+                            _delete(dst, asset_id)
+                        continue
+                    asset = Asset.model_validate_json(row[0])
+                    labels = AssetLabels.model_validate_json(row[1])
+                    _upsert(dst, asset, labels, vector_from_blob(row[2]))
+                dst.execute("COMMIT")
 
     def _point_current(self, version: str) -> None:
         tmp = self.root / f".CURRENT.{os.getpid()}"
@@ -341,8 +356,12 @@ def connect(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise IndexCorrupt(f"{path} is missing; rebuild the index")
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()  # a refused version is retried every few seconds: do not leak a handle each time
+        raise IndexCorrupt(f"{path} is not a readable SQLite database ({exc}); rebuild the index") from exc
     return conn
 
 

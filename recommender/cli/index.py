@@ -1,4 +1,4 @@
-"""Commands that build and inspect an index: build-index, info, search."""
+"""Commands that build and inspect an index: build-index, info, search, compact."""
 
 from __future__ import annotations
 
@@ -152,3 +152,27 @@ def _load_tagger(tagger_dir: Path | None) -> Any:
     from recommender.tagging import Tagger
 
     return Tagger.load(tagger_dir or TAGGER_DIR)
+
+
+@main.command()
+@index_dir_option
+@click.option(
+    "--index-kind",
+    type=click.Choice(["auto", "flat", "hnsw"]),
+    default="auto",
+    show_default=True,
+    help="FAISS index of the compacted version.",
+)
+@user_errors
+def compact(index_dir: Path, index_kind: str) -> None:
+    """Fold single-asset writes made since the last build into a new index version.
+
+    Writes through the API stay in memory beside the memory-mapped base until then; compact
+    after many of them. No model is loaded: the stored vectors are reused.
+
+    Example: recommender compact --index-dir index
+    """
+    from recommender.build import compact as run
+
+    manifest = run(index_dir, index_kind=index_kind)
+    click.echo(f"Compacted into version {manifest.version}: {manifest.asset_count} assets, {manifest.index_kind}.")

@@ -1,0 +1,66 @@
+"""The `Recommender` of this process: loaded once in `init_app`, reopened once in each forked worker.
+
+gunicorn preloads the app in its master so that workers share the model's pages; the index must
+still be opened again in each worker, because an SQLite connection must not be used across fork().
+The model, the tagger and the ranking configuration are reused; the index files are memory-mapped,
+so the workers share their pages too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from recommender import RankingConfig, Recommender
+
+_KEY = "recommender"
+
+
+class Engine:
+    """Hands out this process's `Recommender`, opening it again after a fork."""
+
+    def __init__(self, recommender: Recommender, reopen: Callable[[Recommender], Recommender]) -> None:
+        self._recommender = recommender
+        self._reopen = reopen
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        # The parent's instance is kept, never closed here: closing its SQLite connections in a child
+        # process could disturb the parent's locks on the same files.
+        self._inherited: list[Recommender] = []
+
+    def get(self) -> Recommender:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    fresh = self._reopen(self._recommender)
+                    self._inherited.append(self._recommender)
+                    self._recommender, self._pid = fresh, os.getpid()
+        return self._recommender
+
+
+def init_app(app: Flask) -> None:
+    """Load the index (and its model) once, before the first request; fail at start-up if it is unusable."""
+    ready = app.config.get("RECOMMENDER")
+    if ready is None:
+        ranking = app.config.get("RANKING_CONFIG")
+        config = RankingConfig.from_toml(ranking) if ranking else None
+        ready = Recommender.load(Path(str(app.config["INDEX_DIR"])), config=config)
+    app.extensions[_KEY] = Engine(ready, _reopen)
+
+
+def current() -> Recommender:
+    engine: Engine = current_app.extensions[_KEY]
+    return engine.get()
+
+
+def warm(app: Flask) -> None:
+    """Open the index in this (freshly forked) process now rather than on its first request."""
+    app.extensions[_KEY].get()
+
+
+def _reopen(old: Recommender) -> Recommender:
+    return Recommender(old.store.root, old.embedder, old.tagger, old.config)

@@ -1,0 +1,318 @@
+"""Request and response bodies of the HTTP API, and its documented limits.
+
+Request models reject unknown fields and are strict about JSON types (`"k": "10"` is an error, not
+10): they are validated from the raw body with `model_validate_json`, where strict mode still reads
+enum values from JSON strings. Assets keep the content library's own rules (`content_library.schema`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+from content_library.schema import Asset, AssetType, LanguageCode, Role, Segment, Stage
+from recommender.types import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    AssetId,
+    AssetLabels,
+    BuyerRequest,
+    FieldLabels,
+    RecommendationResult,
+    RecommendedItem,
+    StageSource,
+)
+
+MAX_BATCH = 1000
+MAX_BULK = 1000
+MAX_TAG = 100
+MAX_STEPS = 12
+MAX_BROWSE = 200
+DEFAULT_BROWSE = 50
+#: Default request body limit in bytes (Flask's MAX_CONTENT_LENGTH); a larger body gets 413.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+LIMITS = {
+    "body_bytes": MAX_BODY_BYTES,
+    "k": MAX_K,
+    "query_chars": MAX_QUERY_CHARS,
+    "batch_requests": MAX_BATCH,
+    "bulk_assets": MAX_BULK,
+    "tag_assets": MAX_TAG,
+    "sequence_steps": MAX_STEPS,
+    "browse_limit": MAX_BROWSE,
+}
+
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+_OUT = ConfigDict(frozen=True)
+
+
+# -- requests ----------------------------------------------------------------------------------------
+
+
+class RecommendationRequest(BuyerRequest):
+    """Who the buyer is and what they look for; the assets to show them come back ranked."""
+
+    model_config = _STRICT
+
+    explain: bool = Field(default=False, description="Include each item's reasons (its score components).")
+
+
+class BatchItem(RecommendationRequest):
+    """One buyer of a batch, with an id of the caller's choosing (e.g. the contact id) echoed back."""
+
+    id: AssetId | None = Field(default=None, description="Echoed in the result, e.g. a contact id.")
+
+
+class BatchRequest(BaseModel):
+    """Many buyers at once. Each item is validated on its own: an invalid one gets an error in its place."""
+
+    model_config = _STRICT
+
+    requests: list[BatchItem] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} buyers.")
+
+
+class BatchEnvelope(BaseModel):
+    """What is validated of a batch body before its items, so that one bad item fails alone."""
+
+    model_config = _STRICT
+
+    requests: list[JsonValue] = Field(max_length=MAX_BATCH)
+
+
+class SequenceRequest(BaseModel):
+    """A nurture sequence for an email campaign: one asset per step, moving down the funnel."""
+
+    model_config = _STRICT
+
+    segment: Segment
+    stage: Stage = Field(description="The stage of the first step; later steps move towards decision.")
+    role: Role | None = None
+    query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
+        default=None, description="The campaign's topic, in any language."
+    )
+    language: LanguageCode | None = Field(default=None, description="Preferred content language (ISO 639-1).")
+    exclude: tuple[AssetId, ...] = Field(default=(), max_length=10_000, description="Asset ids never to use.")
+    steps: int = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
+
+
+class BulkUpsertRequest(BaseModel):
+    model_config = _STRICT
+
+    assets: list[Asset] = Field(min_length=1, max_length=MAX_BULK, description=f"1 to {MAX_BULK} assets.")
+
+
+class TagRequest(BaseModel):
+    model_config = _STRICT
+
+    assets: list[Asset] = Field(min_length=1, max_length=MAX_TAG, description=f"1 to {MAX_TAG} assets.")
+
+
+class BrowseQuery(BaseModel):
+    """Query parameters of GET /v1/assets (validated from strings, so not strict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asset_type: AssetType | None = None
+    language: LanguageCode | None = None
+    segment: Segment | None = None
+    stage: Stage | None = None
+    limit: int = Field(default=DEFAULT_BROWSE, ge=1, le=MAX_BROWSE)
+    cursor: str | None = Field(default=None, max_length=512, description="next_cursor of the previous page.")
+
+
+# -- responses ---------------------------------------------------------------------------------------
+
+
+class RecommendedAsset(BaseModel):
+    model_config = _OUT
+
+    id: str
+    title: str
+    url: str
+    asset_type: AssetType
+    language: str
+    score: float
+    reasons: dict[str, float] | None = Field(
+        default=None, description="Each ranking component's contribution; they sum to score. Only with explain."
+    )
+
+    @classmethod
+    def of(cls, item: RecommendedItem, *, explain: bool) -> RecommendedAsset:
+        asset = item.asset
+        return cls(
+            id=item.id,
+            title=asset.title,
+            url=asset.url,
+            asset_type=asset.asset_type,
+            language=asset.language,
+            score=item.score,
+            reasons=item.reasons if explain else None,
+        )
+
+
+class RecommendationResponse(BaseModel):
+    model_config = _OUT
+
+    stage: Stage = Field(description="The stage recommended for: given, inferred from signals, or the default.")
+    stage_source: StageSource
+    items: list[RecommendedAsset] = Field(description="Best first.")
+    index_version: str
+
+    @classmethod
+    def of(cls, result: RecommendationResult, *, explain: bool) -> RecommendationResponse:
+        return cls(
+            stage=result.stage,
+            stage_source=result.stage_source,
+            items=[RecommendedAsset.of(item, explain=explain) for item in result.items],
+            index_version=result.index_version,
+        )
+
+
+class BatchSuccess(BaseModel):
+    model_config = _OUT
+
+    id: str | None = None
+    result: RecommendationResponse
+
+
+class ErrorField(BaseModel):
+    model_config = _OUT
+
+    field: str = Field(description="Where the problem is: a field name, with [i] for list positions.")
+    problem: str
+    allowed: list[str] | None = Field(default=None, description="The accepted values, where there is a list.")
+
+
+class ErrorDetail(BaseModel):
+    model_config = _OUT
+
+    status: int = Field(description="The HTTP status this error has (or would have alone, inside a batch).")
+    message: str
+    fields: list[ErrorField] | None = None
+
+
+class BatchFailure(BaseModel):
+    model_config = _OUT
+
+    id: str | None = None
+    error: ErrorDetail
+
+
+class BatchResponse(BaseModel):
+    model_config = _OUT
+
+    results: list[BatchSuccess | BatchFailure] = Field(description="One per request, in the order sent.")
+    index_version: str
+
+
+class SequenceStep(BaseModel):
+    model_config = _OUT
+
+    step: int = Field(ge=1)
+    stage: Stage
+    item: RecommendedAsset
+
+
+class SequenceResponse(BaseModel):
+    model_config = _OUT
+
+    steps: list[SequenceStep] = Field(description="Fewer than asked when the library runs out of fitting assets.")
+    index_version: str
+
+
+class AssetRecord(BaseModel):
+    """A stored asset with the labels used for ranking (its curated ones, or the tagger's)."""
+
+    model_config = _OUT
+
+    asset: Asset
+    labels: AssetLabels
+
+
+class AssetSummary(BaseModel):
+    """An asset without its body, with the labels used for ranking."""
+
+    model_config = _OUT
+
+    id: str
+    title: str
+    url: str
+    asset_type: AssetType
+    language: str
+    published: dt.date | None = None
+    segments: list[Segment] = Field(description="The labels used for ranking: curated, or predicted.")
+    stages: list[Stage]
+    roles: list[Role]
+
+    @classmethod
+    def of(cls, asset: Asset, labels: AssetLabels) -> AssetSummary:
+        return cls(
+            id=asset.id,
+            title=asset.title,
+            url=asset.url,
+            asset_type=asset.asset_type,
+            language=asset.language,
+            published=asset.published,
+            segments=[Segment(s) for s in labels.segments.labels],
+            stages=[Stage(s) for s in labels.stages.labels],
+            roles=[Role(r) for r in labels.roles.labels],
+        )
+
+
+class BrowseResponse(BaseModel):
+    model_config = _OUT
+
+    items: list[AssetSummary] = Field(description="In id order.")
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+
+
+class WriteResponse(BaseModel):
+    model_config = _OUT
+
+    ids: list[str] = Field(description="The ids written, in the order sent.")
+    index_version: str
+
+
+class TaggedAsset(BaseModel):
+    model_config = _OUT
+
+    id: str
+    segments: FieldLabels
+    stages: FieldLabels
+    roles: FieldLabels
+    model_version: str | None = None
+
+
+class TagResponse(BaseModel):
+    model_config = _OUT
+
+    labels: list[TaggedAsset] = Field(description="One per asset sent, in order.")
+
+
+class Health(BaseModel):
+    model_config = _OUT
+
+    status: str
+
+
+class Readiness(BaseModel):
+    model_config = _OUT
+
+    status: str
+    index_version: str
+    asset_count: int
+
+
+class ErrorBody(BaseModel):
+    model_config = _OUT
+
+    error: ErrorDetail
+    request_id: str
+
+
+def to_json(model: BaseModel) -> dict[str, Any]:
+    """The JSON form of a response model; unset optional fields are left out."""
+    return model.model_dump(mode="json", exclude_none=True)

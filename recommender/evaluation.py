@@ -1,0 +1,254 @@
+"""Measuring ranking quality: nDCG@k and precision@k for the engine and two baselines in one run.
+
+Baselines, both given the request's words (its query plus the words of its segment, role, stage
+and signals), as a search box or a vector database would get them:
+
+* BM25 over title and body (rank_bm25's Okapi BM25);
+* plain dense retrieval: cosine of the request words' embedding, same model as the index.
+
+Gains are the judged grades (0-3) and unjudged assets count 0; nDCG uses linear gain and
+log2 discount (trec_eval's convention). An item is relevant for precision at grade 2 or more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from content_library.schema import Asset
+from recommender.config import RankingConfig
+from recommender.embeddings import Embedder
+from recommender.engine import Recommender
+from recommender.errors import RecommenderError
+from recommender.signals import resolve_stage
+from recommender.types import BuyerRequest
+
+RELEVANT_GRADE = 2
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    qid: str
+    request: BuyerRequest
+
+
+@dataclass
+class SystemScores:
+    """Per-query metric values of one system, keyed by qid."""
+
+    ndcg: dict[str, float] = field(default_factory=dict)
+    precision: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    k: int
+    systems: dict[str, SystemScores]
+    groups: dict[str, dict[str, list[str]]]  # breakdown name -> group value -> qids
+
+    def table(self) -> list[dict[str, object]]:
+        """One row per (breakdown, group, system): mean nDCG@k and precision@k, and the query count."""
+        rows = []
+        for breakdown, groups in {"overall": {"all": list(self._qids())}, **self.groups}.items():
+            for group, qids in sorted(groups.items()):
+                for system, scores in self.systems.items():
+                    rows.append(
+                        {
+                            "breakdown": breakdown,
+                            "group": group,
+                            "system": system,
+                            "queries": len(qids),
+                            f"ndcg@{self.k}": _mean(scores.ndcg[q] for q in qids),
+                            f"precision@{self.k}": _mean(scores.precision[q] for q in qids),
+                        }
+                    )
+        return rows
+
+    def _qids(self) -> Iterable[str]:
+        return next(iter(self.systems.values())).ndcg.keys()
+
+
+def ndcg_at_k(ranked: Sequence[str], grades: dict[str, int], k: int) -> float:
+    """nDCG@k of a ranked id list against graded judgements; 0.0 when nothing is relevant."""
+    dcg = sum(grades.get(i, 0) / math.log2(rank + 2) for rank, i in enumerate(ranked[:k]))
+    ideal = sorted(grades.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def precision_at_k(ranked: Sequence[str], grades: dict[str, int], k: int) -> float:
+    return sum(grades.get(i, 0) >= RELEVANT_GRADE for i in ranked[:k]) / k
+
+
+def read_requests(path: str | Path) -> list[EvalRequest]:
+    """Request lines: the fields of BuyerRequest plus a `qid`."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            qid = str(raw.pop("qid"))
+            out.append(EvalRequest(qid, BuyerRequest.model_validate(raw)))
+        except (json.JSONDecodeError, KeyError, ValidationError, AttributeError) as exc:
+            raise RecommenderError(f"{path}, line {number}: not a request with a qid ({exc})") from exc
+    return out
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """Judgement lines: {"qid": ..., "id": ..., "grade": 0..3}."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            grade = int(raw["grade"])
+            if not 0 <= grade <= 3:
+                raise ValueError(f"grade {grade} is outside 0..3")
+            out[str(raw["qid"])][str(raw["id"])] = grade
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            raise RecommenderError(f"{path}, line {number}: not a judgement qid/id/grade ({exc})") from exc
+    return dict(out)
+
+
+def request_words(request: BuyerRequest) -> str:
+    """What a keyword or vector search gets of a request: its query and the words of its buyer fields."""
+    words = [request.query or "", request.segment.value]
+    if request.role:
+        words.append(request.role.value.replace("_", " "))
+    if request.stage:
+        words.append(request.stage.value)
+    words.extend(signal.replace("_", " ") for signal in request.signals)
+    return " ".join(w for w in words if w)
+
+
+def evaluate(
+    recommender: Recommender, requests: Sequence[EvalRequest], qrels: dict[str, dict[str, int]], k: int = 10
+) -> EvaluationReport:
+    """The engine and both baselines on the same requests, over the assets of the same index."""
+    snapshot = recommender.snapshot
+    rows = snapshot.living_rows()
+    ids = snapshot.ids_of(rows)
+    stored = snapshot.assets(ids)
+    texts = [stored[i][0].text for i in ids]
+    bm25 = _bm25(texts)
+    vectors = snapshot.vectors_of(rows)
+    systems = {"engine": SystemScores(), "bm25": SystemScores(), "dense": SystemScores()}
+    groups: dict[str, dict[str, list[str]]] = {"segment": {}, "stage_source": {}, "language": {}, "query": {}}
+    config = recommender.config
+    for item in requests:
+        request = item.request.model_copy(update={"k": k})
+        grades = qrels.get(item.qid, {})
+        words = request_words(request)
+        engine = [i.id for i in recommender.recommend(request).items]
+        lexical = _top(bm25.get_scores(_tokens(words)), ids, k, request.exclude)
+        dense = _top(vectors @ recommender.embed_query(words), ids, k, request.exclude)
+        for name, ranked in (("engine", engine), ("bm25", lexical), ("dense", dense)):
+            systems[name].ndcg[item.qid] = ndcg_at_k(ranked, grades, k)
+            systems[name].precision[item.qid] = precision_at_k(ranked, grades, k)
+        _, source = resolve_stage(
+            request.segment, request.stage, request.signals, config.stage_signals, config.default_stage
+        )
+        groups["segment"].setdefault(request.segment.value, []).append(item.qid)
+        groups["stage_source"].setdefault(source.kind, []).append(item.qid)
+        groups["language"].setdefault(request.language or "any", []).append(item.qid)
+        groups["query"].setdefault("with query" if request.query else "no query", []).append(item.qid)
+    return EvaluationReport(k=k, systems=systems, groups=groups)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def _bm25(texts: Sequence[str]):
+    from rank_bm25 import BM25Okapi
+
+    return BM25Okapi([_tokens(t) or ["∅"] for t in texts])
+
+
+def _top(scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str]) -> list[str]:
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    excluded = set(exclude)
+    return [ids[i] for i in order if ids[i] not in excluded][:k]
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return round(float(np.mean(values)), 4) if values else float("nan")
+
+
+def holdout_evaluation(
+    assets: Sequence[Asset],
+    embeddings: np.ndarray,
+    embedder: Embedder,
+    requests: Sequence[EvalRequest],
+    qrels: dict[str, dict[str, int]],
+    work_dir: str | Path,
+    *,
+    config: RankingConfig | None = None,
+    k: int = 10,
+) -> EvaluationReport:
+    """Evaluate each site as an unseen, untagged library, the way a new customer's library arrives.
+
+    For each site (URL host): a tagger is trained on the other sites' curated labels, the site's
+    assets are stripped to id, title, body, type, language, url and date, labelled by that tagger
+    and indexed alone; then the requests judged on that site are ranked against that index.
+    `embeddings` (len(assets), d) are the assets' vectors from `embedder`, computed once.
+    """
+    from recommender.store import IndexStore
+    from recommender.tagging import label_assets
+    from recommender.training import train, vendor_of
+
+    sites = np.array([vendor_of(a) for a in assets])
+    site_of_id = dict(zip((a.id for a in assets), sites, strict=True))
+    merged = EvaluationReport(k=k, systems={}, groups={"site": {}})
+    for site in sorted(set(sites)):
+        test = np.flatnonzero(sites == site)
+        train_rows = np.flatnonzero(sites != site)
+        tagger = train([assets[i] for i in train_rows], embeddings[train_rows], model=embedder.name)
+        untagged = [_strip(assets[i]) for i in test]
+        labels = label_assets(untagged, embeddings[test], tagger)
+        folder = Path(work_dir) / site
+        IndexStore(folder).write_version(
+            untagged,
+            labels,
+            embeddings[test],
+            model=embedder.name,
+            index_kind="flat",
+            library_checksum="holdout",
+            tagger_version=tagger.version,
+            start=IndexStore(folder).begin_build(),
+        )
+        recommender = Recommender(folder, embedder, tagger, config)
+        mine = [r for r in requests if _site_of(qrels.get(r.qid, {}), site_of_id) == site]
+        report = evaluate(recommender, mine, qrels, k)
+        recommender.snapshot.close()
+        for name, scores in report.systems.items():
+            target = merged.systems.setdefault(name, SystemScores())
+            target.ndcg.update(scores.ndcg)
+            target.precision.update(scores.precision)
+        for breakdown, groups in report.groups.items():
+            for group, qids in groups.items():
+                merged.groups.setdefault(breakdown, {}).setdefault(group, []).extend(qids)
+        merged.groups["site"][site] = [r.qid for r in mine]
+    return merged
+
+
+def _strip(asset: Asset) -> Asset:
+    """The asset as an untagged library has it: no curated labels, topic or tags."""
+    return asset.model_copy(update={"segments": (), "stages": (), "roles": (), "topic": None, "tags": ()})
+
+
+def _site_of(grades: dict[str, int], site_of_id: dict[str, str]) -> str | None:
+    sites = [site_of_id[i] for i in grades if i in site_of_id]
+    return max(set(sites), key=sites.count) if sites else None
