@@ -48,8 +48,7 @@ def parse_keys(value: str | list[str] | tuple[str, ...] | None) -> tuple[ApiKey,
         match = _ENTRY.match(entry.strip().lower()) if isinstance(entry, str) else None
         if match is None:
             raise ConfigError(
-                f"API key entry {position} is not 'sha256:<64 hex digits>:<scopes>'; "
-                "make one with `python -m api.keys`"
+                f"API key entry {position} is not 'sha256:<64 hex digits>:<scopes>'; make one with `python -m api.keys`"
             )
         scopes = frozenset(s for s in match.group(2).split(",") if s)
         unknown = sorted(scopes - set(SCOPES))

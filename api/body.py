@@ -15,7 +15,11 @@ M = TypeVar("M", bound=BaseModel)
 
 def json_body(model: type[M]) -> M:
     """The request body validated as `model` (415 for another content type, 400 for malformed JSON)."""
-    raw = _raw_json()
+    return validate_json(model, _raw_json())
+
+
+def validate_json(model: type[M], raw: bytes) -> M:
+    """JSON validated as `model` (whose configuration says how strict it is, see api.schemas)."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -33,20 +37,16 @@ def json_object() -> dict[str, Any]:
     return value
 
 
-def validate(model: type[M], value: Any) -> M:
-    """`value` (already parsed JSON) validated as `model`."""
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise invalid_input(exc, model) from None
-
-
 def query_args(model: type[M]) -> M:
     """The query string validated as `model`; a parameter given twice is an error, not a silent pick."""
     repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
     if repeated:
         raise ApiError(422, f"give each query parameter once: {', '.join(repeated)} came more than once")
-    return validate(model, request.args.to_dict())
+    # Query parameters are strings: validated in lax mode, so that limit=10 is a number.
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise invalid_input(exc, model) from None
 
 
 def _raw_json() -> bytes:

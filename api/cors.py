@@ -8,6 +8,7 @@ Access-Control-Allow-Origin; a preflight from any other origin is refused with 4
 from __future__ import annotations
 
 import re
+
 from flask import Flask, Response, current_app, request
 
 from api.errors import ApiError
@@ -54,7 +55,9 @@ def _preflight() -> Response | None:
     if not _allowed(origin):
         raise ApiError(403, f"the origin {origin[:200]!r} may not call this API from a browser")
     response = current_app.response_class(status=204)
-    methods = sorted(request.url_rule.methods or ())
+    # Each method of a path is its own URL rule: ask the map for all of them.
+    adapter = current_app.create_url_adapter(request)
+    methods = sorted(adapter.allowed_methods()) if adapter is not None else []
     response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
     response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)

@@ -58,8 +58,10 @@ def current() -> Recommender:
 
 
 def warm(app: Flask) -> None:
-    """Open the index in this (freshly forked) process now rather than on its first request."""
-    app.extensions[_KEY].get()
+    """Open the index in this (freshly forked) process and run the model once, before the first request."""
+    recommender = app.extensions[_KEY].get()
+    # The first encode of a process initialises the runtime (about a second); a visitor should not wait.
+    recommender.embedder.encode_query("warm up")
 
 
 def _reopen(old: Recommender) -> Recommender:

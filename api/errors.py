@@ -65,7 +65,7 @@ def engine_error(exc: RecommenderError) -> ApiError:
     if isinstance(exc, UnknownSignal):
         known = list(engine.current().config.stage_signals.events)
         field = ErrorField(field="signals", problem=_clip(str(exc)), allowed=known)
-        return ApiError(422, f"invalid request: {exc}", [field])
+        return ApiError(422, "invalid request: check signals", [field])
     if isinstance(exc, ModelError):
         # Per request this means an asset lacks curated labels and no tagger is loaded to predict them.
         return ApiError(422, str(exc))

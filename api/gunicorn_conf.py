@@ -1,4 +1,7 @@
-"""gunicorn settings for the API (`gunicorn --config python:api.gunicorn_conf 'api:create_app()'`).
+"""gunicorn settings for the API: `gunicorn --config <path of this file> 'api:create_app()'`.
+
+Give the file's path, not `python:api.gunicorn_conf`: importing it as a module would import the
+`api` package, and with it prometheus_client, before PROMETHEUS_MULTIPROC_DIR is set below.
 
 The app is preloaded in the master: the model is loaded once and its pages are shared by the forked
 workers, and each worker memory-maps the same index files. gthread workers answer several requests
@@ -37,6 +40,8 @@ keepalive = 5
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
+# A control socket at a fixed path would clash between two servers on one machine; nothing uses it.
+control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = "info"
@@ -49,6 +54,8 @@ logconfig_dict: dict[str, Any] = {
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
         "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+        # At INFO, sentence-transformers draws a progress bar on stderr for every query it encodes.
+        "sentence_transformers": {"level": "WARNING"},
     },
 }
 

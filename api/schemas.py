@@ -8,9 +8,10 @@ enum values from JSON strings. Assets keep the content library's own rules (`con
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 from content_library.schema import Asset, AssetType, LanguageCode, Role, Segment, Stage
 from recommender.types import (
@@ -45,6 +46,13 @@ LIMITS = {
     "browse_limit": MAX_BROWSE,
 }
 
+ASSET_ID_PATTERN: str = Asset.model_json_schema()["properties"]["id"]["pattern"]
+
+#: Unpadded base64url of up to 128 bytes (a cursor is the last id of a page, encoded).
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4}){0,42}(?:[A-Za-z0-9_-]{2,3})?$"
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 _OUT = ConfigDict(frozen=True)
 
@@ -52,11 +60,20 @@ _OUT = ConfigDict(frozen=True)
 # -- requests ----------------------------------------------------------------------------------------
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer, so the API does too; strict mode alone would refuse it.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 class RecommendationRequest(BuyerRequest):
     """Who the buyer is and what they look for; the assets to show them come back ranked."""
 
     model_config = _STRICT
 
+    k: JsonInt = Field(default=10, ge=1, le=MAX_K, description="How many assets to return.")
     explain: bool = Field(default=False, description="Include each item's reasons (its score components).")
 
 
@@ -71,7 +88,10 @@ class BatchRequest(BaseModel):
 
     model_config = _STRICT
 
-    requests: list[BatchItem] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} buyers.")
+    requests: list[BatchItem | JsonValue] = Field(
+        max_length=MAX_BATCH,
+        description=f"Up to {MAX_BATCH} buyers, each a BatchItem; anything else gets an error in its place.",
+    )
 
 
 class BatchEnvelope(BaseModel):
@@ -94,20 +114,45 @@ class SequenceRequest(BaseModel):
         default=None, description="The campaign's topic, in any language."
     )
     language: LanguageCode | None = Field(default=None, description="Preferred content language (ISO 639-1).")
-    exclude: tuple[AssetId, ...] = Field(default=(), max_length=10_000, description="Asset ids never to use.")
-    steps: int = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
+    # The engine excludes each chosen asset from later steps within its 10,000-id limit.
+    exclude: tuple[AssetId, ...] = Field(
+        default=(), max_length=10_000 - MAX_STEPS, description="Asset ids never to use."
+    )
+    steps: JsonInt = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
+
+
+class AssetIn(Asset):
+    """An asset as the API accepts it: the content library's rules, with `published` as YYYY-MM-DD or null.
+
+    Library files may carry timestamps or empty dates (CMS exports do); an API client can send a date.
+    """
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _plain_date(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+            raise ValueError("must be a date written YYYY-MM-DD, such as 2025-01-31, or null")
+        return value
+
+
+class AssetPut(AssetIn):
+    """The body of PUT /v1/assets/{asset_id}: an asset whose id may be left out, as the path gives it."""
+
+    id: str | None = Field(  # type: ignore[assignment]
+        default=None, pattern=ASSET_ID_PATTERN, description="Left out, or equal to the id in the path."
+    )
 
 
 class BulkUpsertRequest(BaseModel):
     model_config = _STRICT
 
-    assets: list[Asset] = Field(min_length=1, max_length=MAX_BULK, description=f"1 to {MAX_BULK} assets.")
+    assets: list[AssetIn] = Field(min_length=1, max_length=MAX_BULK, description=f"1 to {MAX_BULK} assets.")
 
 
 class TagRequest(BaseModel):
     model_config = _STRICT
 
-    assets: list[Asset] = Field(min_length=1, max_length=MAX_TAG, description=f"1 to {MAX_TAG} assets.")
+    assets: list[AssetIn] = Field(min_length=1, max_length=MAX_TAG, description=f"1 to {MAX_TAG} assets.")
 
 
 class BrowseQuery(BaseModel):
@@ -120,7 +165,7 @@ class BrowseQuery(BaseModel):
     segment: Segment | None = None
     stage: Stage | None = None
     limit: int = Field(default=DEFAULT_BROWSE, ge=1, le=MAX_BROWSE)
-    cursor: str | None = Field(default=None, max_length=512, description="next_cursor of the previous page.")
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN, description="next_cursor of the previous page.")
 
 
 # -- responses ---------------------------------------------------------------------------------------
@@ -266,7 +311,7 @@ class BrowseResponse(BaseModel):
     model_config = _OUT
 
     items: list[AssetSummary] = Field(description="In id order.")
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page; absent on the last.")
 
 
 class WriteResponse(BaseModel):
@@ -314,5 +359,5 @@ class ErrorBody(BaseModel):
 
 
 def to_json(model: BaseModel) -> dict[str, Any]:
-    """The JSON form of a response model; unset optional fields are left out."""
+    """The JSON form of a response model: a field without a value is left out, never null."""
     return model.model_dump(mode="json", exclude_none=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_WORKERS = 2
@@ -29,7 +30,7 @@ def serve_command(
         "-m",
         "gunicorn",
         "--config",
-        "python:api.gunicorn_conf",
+        str(GUNICORN_CONF),
         "--bind",
         bind,
         "--workers",
@@ -40,3 +41,20 @@ def serve_command(
         f"RECOMMENDER_INDEX_DIR={Path(index_dir).resolve()}",
         "api:create_app()",
     ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m api.serving INDEX_DIR HOST PORT WORKERS THREADS`: exec gunicorn.
+
+    `recommender serve` calls this, so that the core package never imports the web stack.
+    """
+    import os
+
+    index_dir, host, port, workers, threads = argv if argv is not None else sys.argv[1:]
+    command = serve_command(index_dir, host, int(port), int(workers), int(threads))
+    # exec, not a child: signals from a process manager reach gunicorn's master directly.
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

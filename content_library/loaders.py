@@ -176,7 +176,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
         records = len({(problem.source, problem.location) for problem in library.skipped})
         raise LibraryError(
             f"Found {len(library.skipped)} problem(s) in {records} record(s) of the content library. "
-            "Fix them, or load with skip_invalid=True to skip those records:",
+            "Fix them, or skip those records (--skip-invalid on the command line, skip_invalid=True in Python):",
             library.skipped,
         )
     return library

@@ -21,6 +21,8 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 #: efSearch is at least this and at least the number of candidates asked for.
 HNSW_EF_SEARCH = 128
+#: Nearest neighbours kept per asset (see `neighbours`).
+NEIGHBOURS = 5
 
 
 class IndexKind(StrEnum):
@@ -94,3 +96,25 @@ def vectors_of(index: faiss.Index, rows: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.zeros((0, index.d), dtype=np.float32)
     return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+def neighbours(index: faiss.Index, vectors: np.ndarray, k: int = NEIGHBOURS, batch: int = 4096) -> np.ndarray:
+    """Each row's `k` nearest other rows in `index`, shape (n, k) int32, -1 where there are fewer.
+
+    `vectors` (n, d) are the indexed vectors themselves, row i being FAISS id i. The ranking uses
+    these lists to judge an asset's topic by its neighbourhood as well as by itself.
+    """
+    n = len(vectors)
+    out = np.full((n, k), -1, dtype=np.int32)
+    if n < 2:
+        return out
+    params = (
+        faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k + 1)) if isinstance(index, faiss.IndexHNSW) else None
+    )
+    for start in range(0, n, batch):
+        block = np.ascontiguousarray(vectors[start : start + batch], dtype=np.float32)
+        _, rows = index.search(block, min(k + 1, n), params=params)
+        for i, found in enumerate(rows):
+            others = found[(found != start + i) & (found >= 0)][:k]
+            out[start + i, : len(others)] = others
+    return out

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from content_library import Asset, load_library
+from content_library import Asset, Library, load_library
 from recommender import ann
 from recommender.embeddings import Embedder
 from recommender.errors import ModelError
@@ -30,7 +30,7 @@ class BuildSummary:
 
 
 def build_index(
-    paths: Sequence[str | Path],
+    source: Library | Sequence[str | Path],
     index_dir: str | Path,
     embedder: Embedder,
     tagger: Tagger | None,
@@ -40,10 +40,11 @@ def build_index(
     progress: bool = False,
     skip_invalid: bool = False,
 ) -> BuildSummary:
-    """Load the library at `paths`, label what is untagged, embed it and publish a new index version.
+    """Label what is untagged in a library, embed it and publish a new index version.
 
-    Raises LibraryError for a bad library (nothing is written) and ModelError when the tagger was
-    trained on another embedding model than `embedder`.
+    `source` is a loaded Library or the paths to load one from (then writes acknowledged while it
+    loads are carried over too). Raises LibraryError for a bad library (nothing is written) and
+    ModelError when the tagger was trained on another embedding model than `embedder`.
     """
     started = time.perf_counter()
     if tagger is not None and tagger.model_ != embedder.name:
@@ -55,7 +56,7 @@ def build_index(
     store = IndexStore(index_dir)
     # Before reading the library: a write acknowledged while it loads must be carried over too.
     start = store.begin_build()
-    library = load_library(*paths, skip_invalid=skip_invalid)
+    library = source if isinstance(source, Library) else load_library(*source, skip_invalid=skip_invalid)
     vectors = embedder.encode([a.text for a in library.assets], batch_size=batch_size, progress=progress)
     labels = label_assets(library.assets, vectors, tagger)
     manifest = store.write_version(
@@ -96,9 +97,11 @@ def compact(index_dir: str | Path, *, index_kind: str = "auto") -> Manifest:
         rows = snapshot.living_rows()
         ids = snapshot.ids_of(rows)
         stored = snapshot.assets(ids)
-        assets = [stored[i][0] for i in ids]
-        labels = [stored[i][1] for i in ids]
-        vectors = snapshot.vectors_of(rows)
+        # An asset deleted since `living_rows` was read is gone from `stored`: leave it out.
+        keep = [i for i, asset_id in enumerate(ids) if asset_id in stored]
+        assets = [stored[ids[i]][0] for i in keep]
+        labels = [stored[ids[i]][1] for i in keep]
+        vectors = snapshot.vectors_of(rows[keep])
         manifest = snapshot.manifest
     finally:
         snapshot.close()

@@ -20,8 +20,9 @@ from recommender.errors import ConfigError
 
 DATA_DIR = Path(__file__).parent / "data"
 
-#: The default embedding model: multilingual USE and English MiniLM, combined (see README, "Embeddings").
-DEFAULT_MODEL = "all-MiniLM-L6-v2+use-multilingual-v3"
+#: The default embedding model: multilingual USE and English MiniLM, combined; cosine is 0.25 MiniLM's
+#: plus 0.75 USE's (measured on the development set: see README, "Embeddings").
+DEFAULT_MODEL = "all-MiniLM-L6-v2@0.25+use-multilingual-v3@0.75"
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,12 @@ class RankingWeights:
     Defaults were chosen on the development set (`recommender evaluate`, see README).
     """
 
-    relevance: float = 2.0  # cosine similarity of query and asset (only with a query)
+    relevance: float = 12.0  # cosine similarity of query and asset (only with a query); cosines run ~0-0.6
     segment: float = 1.0  # probability the asset serves the requested segment
     role: float = 0.6  # probability it answers the requested role's questions (only with a role)
     stage: float = 1.0  # closeness of the asset's stage to the buyer's stage
     type_prior: float = 0.3  # how well the asset type suits segment and stage
-    language: float = 0.8  # the asset is in the requested language (only with a language)
+    language: float = 0.4  # the asset is in the requested language (only with a language)
     freshness: float = 0.1  # newer assets first, halving every `freshness_half_life_days`
 
 
@@ -124,6 +125,10 @@ class RankingConfig:
     #: already chosen; it grows linearly to `diversity` at identical vectors.
     diversity: float = 1.0
     diversity_threshold: float = 0.75
+    #: Relevance blends an asset's own similarity to the query with its nearest neighbours' (weight of
+    #: the neighbours' mean, 0 = off): assets on one topic sit together, so an asset whose own wording
+    #: misses the query but whose neighbours match it is still likely on topic.
+    neighbour_weight: float = 0.5
     #: At most this many items of one asset type in a result (0 = no cap).
     max_per_type: int = 4
     #: FAISS candidates re-ranked per request: max(candidates_min, candidates_per_k * k).
@@ -147,19 +152,69 @@ class RankingConfig:
         """Read overrides: a [weights] table and top-level parameters, e.g. `max_per_type = 3`."""
         raw = _read_toml(Path(path))
         weights = raw.pop("weights", {})
+        if not isinstance(weights, dict):
+            raise ConfigError(f"{path}: weights must be a table, e.g. [weights] relevance = 10.0")
         known = {f.name for f in dataclasses.fields(RankingWeights)}
         unknown = sorted(set(weights) - known)
         if unknown:
             raise ConfigError(f"{path} [weights]: unknown {unknown}; known are {sorted(known)}")
-        params = {f.name for f in dataclasses.fields(cls)} - {"weights", "stage_signals", "type_priors"}
+        params = set(_SETTINGS)
         unknown = sorted(set(raw) - params)
         if unknown:
             raise ConfigError(f"{path}: unknown settings {unknown}; known are {sorted(params)}")
-        if "stage_closeness" in raw:
-            raw["stage_closeness"] = tuple(raw["stage_closeness"])
-        if "default_stage" in raw:
-            raw["default_stage"] = Stage(raw["default_stage"])
-        return cls(weights=RankingWeights(**weights), **raw)
+        try:
+            weights = {name: _non_negative(name, value) for name, value in weights.items()}
+            settings = {name: _SETTINGS[name](value) for name, value in raw.items()}
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        return cls(weights=RankingWeights(**weights), **settings)
+
+
+def _non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: Any) -> float:
+    if _non_negative(name, value) == 0:
+        raise ValueError(f"{name} must be more than 0")
+    return float(value)
+
+
+def _count(name: str) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number of 0 or more, not {value!r}")
+        return value
+
+    return check
+
+
+def _closeness(value: Any) -> tuple[float, float, float, float]:
+    if not isinstance(value, list) or len(value) != 4:
+        raise ValueError(f"stage_closeness must list 4 numbers (same stage, adjacent, two, three apart), not {value!r}")
+    return tuple(_non_negative("stage_closeness", v) for v in value)  # type: ignore[return-value]
+
+
+def _stage(value: Any) -> Stage:
+    try:
+        return Stage(value)
+    except ValueError:
+        raise ValueError(f"default_stage must be one of {allowed(Stage)}, not {value!r}") from None
+
+
+_SETTINGS: dict[str, Any] = {
+    "stage_closeness": _closeness,
+    "freshness_half_life_days": lambda v: _positive("freshness_half_life_days", v),
+    "diversity": lambda v: _non_negative("diversity", v),
+    "diversity_threshold": lambda v: _non_negative("diversity_threshold", v),
+    "neighbour_weight": lambda v: _non_negative("neighbour_weight", v),
+    "max_per_type": _count("max_per_type"),
+    "candidates_min": _count("candidates_min"),
+    "candidates_per_k": _count("candidates_per_k"),
+    "default_stage": _stage,
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

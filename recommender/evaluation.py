@@ -97,9 +97,17 @@ def read_requests(path: str | Path) -> list[EvalRequest]:
             continue
         try:
             raw = json.loads(line)
+            if not isinstance(raw, dict):
+                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+            if "qid" not in raw:
+                raise ValueError("no qid")
             qid = str(raw.pop("qid"))
             out.append(EvalRequest(qid, BuyerRequest.model_validate(raw)))
-        except (json.JSONDecodeError, KeyError, ValidationError, AttributeError) as exc:
+        except ValidationError as exc:
+            # One line per file line: pydantic's own message spans several.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+            raise RecommenderError(f"{path}, line {number}: not a valid request ({problems})") from exc
+        except ValueError as exc:
             raise RecommenderError(f"{path}, line {number}: not a request with a qid ({exc})") from exc
     return out
 
@@ -112,9 +120,10 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
             continue
         try:
             raw = json.loads(line)
-            grade = int(raw["grade"])
-            if not 0 <= grade <= 3:
-                raise ValueError(f"grade {grade} is outside 0..3")
+            grade = raw["grade"]
+            # int() would quietly turn a grade of 2.5 into 2 and `true` into 1.
+            if isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= 3:
+                raise ValueError(f"grade {grade!r} is not an integer from 0 to 3")
             out[str(raw["qid"])][str(raw["id"])] = grade
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise RecommenderError(f"{path}, line {number}: not a judgement qid/id/grade ({exc})") from exc

@@ -111,7 +111,7 @@ class FeatureTable:
             path = folder / f"{f.name}.npy"
             try:
                 arrays[f.name] = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EOFError) as exc:
                 raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
             if len(arrays[f.name]) != n:
                 raise IndexCorrupt(f"{path} holds {len(arrays[f.name])} rows, the manifest says {n}")

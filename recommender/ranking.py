@@ -65,6 +65,22 @@ def score_components(
     return out
 
 
+def smoothed_relevance(
+    similarity: np.ndarray, neighbours: np.ndarray, neighbour_similarity: np.ndarray, weight: float
+) -> np.ndarray:
+    """(own + weight * mean of neighbours') / (1 + weight), per candidate.
+
+    `similarity` (n,) is each candidate's cosine to the query, `neighbours` (n, k) its neighbour rows
+    (-1 for none), `neighbour_similarity` maps a row to its cosine to the query. A candidate without
+    neighbours keeps its own similarity.
+    """
+    listed = neighbours >= 0
+    values = np.where(listed, neighbour_similarity[np.where(listed, neighbours, 0)], 0.0)
+    count = listed.sum(axis=1)
+    mean = np.divide(values.sum(axis=1), count, out=similarity.astype(np.float64), where=count > 0)
+    return ((similarity + weight * mean) / (1.0 + weight)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Selection:
     """Chosen candidates in rank order: `positions` index the candidate arrays."""

@@ -21,7 +21,17 @@ from content_library.schema import Asset
 from recommender import ann
 from recommender.errors import IndexCorrupt
 from recommender.features import FeatureTable
-from recommender.store import DATABASE, FEATURES, IDS, MANIFEST, VECTORS, IndexStore, Manifest, connect
+from recommender.store import (
+    DATABASE,
+    FEATURES,
+    IDS,
+    MANIFEST,
+    NEIGHBOURS,
+    VECTORS,
+    IndexStore,
+    Manifest,
+    connect,
+)
 from recommender.store import vector_from_blob as _vector
 from recommender.types import AssetLabels
 
@@ -32,13 +42,11 @@ class _Delta:
 
     seq: int
     dead: np.ndarray  # (B,) bool
+    dead_count: int
     ids: tuple[str, ...]
     vectors: np.ndarray  # (m, d) float32
     features: FeatureTable
-
-    @property
-    def dead_count(self) -> int:
-        return int(self.dead.sum())
+    neighbours: np.ndarray  # (m, k) int32 rows, -1 padded
 
 
 class Snapshot:
@@ -57,10 +65,8 @@ class Snapshot:
                 f"{folder / VECTORS} holds {self.index.ntotal} vectors of {self.index.d} dimensions, the "
                 f"manifest says {self.manifest.asset_count} of {self.manifest.dimension}; rebuild the index"
             )
-        try:
-            self.ids = np.load(folder / IDS, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{folder / IDS} cannot be read: {exc}") from exc
+        self.ids = _load_rows(folder / IDS, self.manifest.asset_count)
+        self.neighbours = _load_rows(folder / NEIGHBOURS, self.manifest.asset_count)
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
         self.db_path = folder / DATABASE
         self._local = threading.local()
@@ -69,9 +75,19 @@ class Snapshot:
         self._data_version = -1
         empty = FeatureTable.empty()
         self.state = _Delta(
-            0, np.zeros(self.base_count, dtype=bool), (), np.zeros((0, self.dimension), np.float32), empty
+            seq=0,
+            dead=np.zeros(self.base_count, dtype=bool),
+            dead_count=0,
+            ids=(),
+            vectors=np.zeros((0, self.dimension), np.float32),
+            features=empty,
+            neighbours=np.zeros((0, self.neighbours.shape[1]), np.int32),
         )
-        self.refresh()
+        try:
+            self.refresh()
+        except sqlite3.DatabaseError as exc:  # reached without `verify`, which checks the tables first
+            self._watch.close()
+            raise IndexCorrupt(f"{self.db_path} cannot be read ({exc}); rebuild the index") from exc
 
     @property
     def base_count(self) -> int:
@@ -83,6 +99,9 @@ class Snapshot:
 
     def close(self) -> None:
         self._watch.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
 
     # -- keeping up with writes ----------------------------------------------------------------------
 
@@ -119,14 +138,27 @@ class Snapshot:
                     fresh_assets.append(asset)
                     fresh_labels.append(labels)
             features = features.concat(FeatureTable.from_assets(fresh_assets, fresh_labels))
-            self.state = _Delta(
+            state = _Delta(
                 seq=changes[-1].seq,
                 dead=dead,
+                dead_count=int(dead.sum()),
                 ids=tuple(ids),
                 vectors=np.vstack(vectors).astype(np.float32, copy=False),
                 features=features,
+                neighbours=self.neighbours[:0],
             )
+            self.state = dataclasses.replace(state, neighbours=self._delta_neighbours(state))
             return True
+
+    def _delta_neighbours(self, state: _Delta) -> np.ndarray:
+        """Nearest living rows of each asset written since the build (those lists are not on disk)."""
+        k = self.neighbours.shape[1]
+        out = np.full((len(state.ids), k), -1, dtype=np.int32)
+        for j, vector in enumerate(state.vectors):
+            _, rows = self.search(vector, k + 1, state)
+            rows = rows[rows != self.base_count + j][:k]
+            out[j, : len(rows)] = rows
+        return out
 
     def _fetch_rows(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels, np.ndarray]]:
         out = {}
@@ -164,6 +196,20 @@ class Snapshot:
             order = np.argsort(-scores, kind="stable")[:n]
             scores, rows = scores[order], rows[order]
         return scores, rows
+
+    def neighbours_of(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
+        """Nearest living rows of each row, shape (len(rows), k), -1 where there is none."""
+        state = state or self.state
+        base = rows < self.base_count
+        out = np.empty((len(rows), self.neighbours.shape[1]), dtype=np.int32)
+        out[base] = self.neighbours[rows[base]]
+        out[~base] = state.neighbours[rows[~base] - self.base_count]
+        if state.dead_count:
+            in_base = (out >= 0) & (out < self.base_count)
+            dead = np.zeros_like(in_base)
+            dead[in_base] = state.dead[out[in_base]]
+            out[dead] = -1
+        return out
 
     def features_of(self, rows: np.ndarray, state: _Delta | None = None) -> FeatureTable:
         state = state or self.state
@@ -261,3 +307,13 @@ class Snapshot:
 def open_snapshot(root: str | Path, *, verify: bool = True) -> Snapshot:
     store = IndexStore(root)
     return Snapshot(store, store.require_current(), verify=verify)
+
+
+def _load_rows(path: Path, n: int) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
+    if len(array) != n:
+        raise IndexCorrupt(f"{path} holds {len(array)} rows, the manifest says {n}; rebuild the index")
+    return array

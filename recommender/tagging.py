@@ -174,11 +174,15 @@ class Tagger:
                 "retrain the tagger (`recommender train-tagger`) or restore the file"
             )
         tagger = cls(**metadata["params"])
-        with np.load(arrays_path, allow_pickle=False) as arrays:
-            tagger.idf_ = arrays["idf"]
-            tagger.labels_ = {field: tuple(names) for field, names in metadata["labels"].items()}
-            tagger.coef_ = {field: arrays[f"coef_{field}"] for field in tagger.labels_}
-            tagger.intercept_ = {field: arrays[f"intercept_{field}"] for field in tagger.labels_}
+        try:
+            with np.load(arrays_path, allow_pickle=False) as arrays:
+                tagger.idf_ = arrays["idf"]
+                tagger.labels_ = {field: tuple(names) for field, names in metadata["labels"].items()}
+                tagger.coef_ = {field: arrays[f"coef_{field}"] for field in tagger.labels_}
+                tagger.intercept_ = {field: arrays[f"intercept_{field}"] for field in tagger.labels_}
+        except (ValueError, KeyError, OSError) as exc:
+            # ValueError is numpy refusing a pickled (object) array: never unpickle a model file.
+            raise ModelError(f"{arrays_path} is not a tagger's plain arrays ({exc}); retrain the tagger") from exc
         tagger.model_ = metadata["model"]
         if tagger.version != metadata["version"]:
             raise ModelError(f"{folder} holds version {metadata['version']} but its arrays hash to {tagger.version}")

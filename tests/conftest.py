@@ -170,3 +170,113 @@ def index_dir(tmp_path: Path, library_file: Path, embedder: HashEmbedder) -> Pat
 @pytest.fixture
 def recommender(index_dir: Path, embedder: HashEmbedder) -> Recommender:
     return Recommender(index_dir, embedder, today=lambda: dt.date(2026, 1, 1))
+
+
+# -- the HTTP API (tests/test_api_*.py) ------------------------------------------------------------------
+
+API_WRITE_KEY = "test-write-key-0123456789abcdef"
+API_READ_KEY = "test-read-key-0123456789abcdef"
+API_ORIGIN = "https://www.example.com"
+
+
+@pytest.fixture
+def api_app(recommender: Recommender):
+    """The API over the small library, with a write key, a read-only key and one allowed browser origin."""
+    from api import create_app
+    from api.auth import hash_key
+
+    return create_app(
+        {
+            "RECOMMENDER": recommender,
+            "API_KEYS": [f"{hash_key(API_WRITE_KEY)}:write,read", f"{hash_key(API_READ_KEY)}:read"],
+            "CORS_ORIGINS": [API_ORIGIN],
+        }
+    )
+
+
+@pytest.fixture
+def api_client(api_app):
+    return api_app.test_client()
+
+
+# -- batch runs (tests/test_batch*.py, tests/test_spark*.py) ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def batch_tagger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small tagger trained on HashEmbedder vectors of a quarter of the sample library, saved as a folder."""
+    from content_library import SAMPLE_LIBRARY, load_library
+    from recommender.tagging import Tagger, TaggerInput
+    from recommender.training import curated_labels
+
+    assets = load_library(SAMPLE_LIBRARY).assets[::4]
+    embedder = HashEmbedder()
+    data = TaggerInput.of(assets, embedder.encode([a.text for a in assets]))
+    tagger = Tagger(text_features=1024).fit(data, curated_labels(assets), model=embedder.name)
+    return tagger.save(tmp_path_factory.mktemp("batch-tagger"))
+
+
+@pytest.fixture(scope="session")
+def batch_assets() -> list[dict]:
+    """300 sample assets as input rows: every other one without curated segments and stages, every
+    seventh without roles, every fifth without a language (the tagger and the detector fill them in)."""
+    from content_library import SAMPLE_LIBRARY, load_library
+
+    rows = []
+    for i, asset in enumerate(load_library(SAMPLE_LIBRARY).assets[:300]):
+        row = asset.model_dump(mode="json", exclude_none=True)
+        if i % 2:
+            row["segments"], row["stages"] = [], []
+        if i % 7 == 0:
+            del row["roles"]
+        if i % 5 == 0:
+            del row["language"]
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def batch_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the whole sample library built with HashEmbedder."""
+    from content_library import SAMPLE_LIBRARY
+
+    folder = tmp_path_factory.mktemp("batch-index") / "index"
+    build_index([SAMPLE_LIBRARY], folder, HashEmbedder(), tagger=None)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def batch_contacts() -> list[dict]:
+    """200 contacts: the development set's requests (stages, signals, queries, languages) and variations."""
+    rows = []
+    with open(REPO / "content_library" / "devset" / "requests.jsonl", encoding="utf-8") as fh:
+        requests = [json.loads(line) for line in fh]
+    for i, request in enumerate(requests[:100]):
+        row = {"contact_id": f"c{i:03d}", **{k: v for k, v in request.items() if k not in ("qid", "k")}}
+        rows.append(row)
+        rows.append(
+            {"contact_id": f"c{i:03d}-b", "segment": row["segment"], "role": row.get("role"), "exclude": [], "k": 3}
+            | ({"signals": ["site_visit", "pricing_page_view"]} if i % 2 else {"stage": "retention"})
+        )
+    return rows
+
+
+def write_rows(path: Path, rows: Sequence[dict]) -> Path:
+    """Rows as the file type the suffix names: JSON Lines, CSV (lists joined with '|') or Parquet."""
+    if path.suffix == ".jsonl":
+        return write_jsonl(path, rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows]), path)
+        return path
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "|".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    return path

@@ -84,7 +84,7 @@ def test_a_build_publishes_one_complete_version_named_by_current(index_dir: Path
     assert (index_dir / "CURRENT").read_text(encoding="utf-8") == f"{version}\n"
     assert [p.name for p in (index_dir / "versions").iterdir()] == [version]
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(
-        ["assets.sqlite", "ids.npy", "manifest.json", "vectors.faiss", *FEATURE_FILES]
+        ["assets.sqlite", "ids.npy", "manifest.json", "neighbours.npy", "vectors.faiss", *FEATURE_FILES]
     )
     assert list(index_dir.glob(".build-*")) == []
 
@@ -103,7 +103,7 @@ def test_the_manifest_records_format_model_counts_and_a_checksum_of_every_file(
     assert manifest.library_checksum == library_checksum(small_library)
     assert manifest.tagger_version is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest.built_at)
-    assert sorted(manifest.files) == sorted(["ids.npy", "vectors.faiss", *FEATURE_FILES])
+    assert sorted(manifest.files) == sorted(["ids.npy", "neighbours.npy", "vectors.faiss", *FEATURE_FILES])
     for name, recorded in manifest.files.items():
         data = (folder / name).read_bytes()
         assert recorded == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -134,8 +134,9 @@ def test_a_loaded_index_holds_every_asset_with_its_vector_labels_and_features(
             assert labels.stages.labels == tuple(stage.value for stage in asset.stages)
             assert labels.stages.source == "curated"
         expected = FeatureTable.from_assets(small_library, [stored[i][1] for i in ids])
+        loaded = snapshot.features_of(rows)
         for field in dataclasses.fields(FeatureTable):
-            np.testing.assert_array_equal(getattr(snapshot.features_of(rows), field.name), getattr(expected, field.name))
+            np.testing.assert_array_equal(getattr(loaded, field.name), getattr(expected, field.name))
     finally:
         snapshot.close()
 
@@ -332,7 +333,7 @@ def test_a_write_made_while_the_build_reads_the_library_is_carried_into_the_new_
             recommender.upsert([board_pack()])
             fh.write(lines)
 
-    exporter = threading.Thread(target=export)
+    exporter = threading.Thread(target=export, daemon=True)
     exporter.start()
     try:
         build_index([pipe], index_dir, embedder, None)
@@ -411,9 +412,7 @@ def test_the_current_version_is_never_removed_even_when_it_is_the_oldest(
     def write_then_let_other_builds_finish(faiss_index, path: Path) -> None:
         monkeypatch.setattr(ann, "write", write)
         write(faiss_index, path)
-        newer.extend(
-            build_index([library_file], index, embedder, None).manifest.version for _ in range(KEEP_VERSIONS)
-        )
+        newer.extend(build_index([library_file], index, embedder, None).manifest.version for _ in range(KEEP_VERSIONS))
 
     monkeypatch.setattr(ann, "write", write_then_let_other_builds_finish)
     slow = build_index([library_file], index, embedder, None).manifest.version

@@ -6,11 +6,11 @@ from typing import Any
 
 import pydantic_core
 from flask import Blueprint
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
 from api import engine
-from api.body import json_body
-from api.errors import ApiError, engine_error, invalid_input
+from api.body import json_body, validate_json
+from api.errors import ApiError, engine_error
 from api.schemas import (
     BatchEnvelope,
     BatchFailure,
@@ -56,11 +56,11 @@ def batch() -> dict[str, Any]:
 
 
 def _item(raw: JsonValue) -> BatchItem | ApiError:
-    # Validated from its own JSON so that strict types and enum values follow the same rules as one request.
+    # Validated from its own JSON so that it follows exactly the rules of a single request.
     try:
-        return BatchItem.model_validate_json(pydantic_core.to_json(raw))
-    except ValidationError as exc:
-        return invalid_input(exc, BatchItem)
+        return validate_json(BatchItem, pydantic_core.to_json(raw))
+    except ApiError as exc:
+        return exc
 
 
 def _raw_id(raw: JsonValue) -> str | None:

@@ -56,13 +56,16 @@ def build_index_command(
 
     Example: recommender build-index content/ extra.csv --index-dir index
     """
+    from content_library import load_library
     from recommender.build import build_index
     from recommender.embeddings import load_embedder
 
+    # The library first: a bad record is reported in a second, not after loading the model.
+    assets = load_library(*(library or [SAMPLE_LIBRARY]), skip_invalid=skip_invalid)
     embedder = load_embedder(model)
     tagger = None if no_tagger else _load_tagger(tagger_dir)
     summary = build_index(
-        library or [SAMPLE_LIBRARY],
+        assets,
         index_dir,
         embedder,
         tagger,

@@ -34,20 +34,6 @@ def serve(index_dir: Path, host: str, port: int, workers: int, threads: int) -> 
     Example: recommender serve --index-dir index --host 0.0.0.0 --port 8000 --workers 4
     """
     IndexStore(index_dir).manifest()  # fail here, with the fix, rather than in every worker
-    os.environ["RECOMMENDER_INDEX_DIR"] = str(Path(index_dir).resolve())
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:api.gunicorn_conf",
-        "--bind",
-        f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "api:create_app()",
-    ]
-    # exec, not a child: signals from a process manager reach gunicorn's master directly.
-    os.execv(sys.executable, argv)
+    # The web stack lives in `api`; running it as a module keeps Flask out of this package.
+    argv = [sys.executable, "-m", "api.serving", str(Path(index_dir).resolve()), host, str(port), str(workers)]
+    os.execv(sys.executable, [*argv, str(threads)])
