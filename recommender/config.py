@@ -40,17 +40,16 @@ class StageSignalMap:
     @classmethod
     def from_toml(cls, path: Path) -> StageSignalMap:
         raw = _read_toml(path)
-        try:
-            stages = {
-                segment: {event: Stage(stage) for event, stage in raw[segment.value].items()} for segment in Segment
-            }
-            after = raw.get("after_purchase", {})
-            purchase = frozenset(after.get("purchase_events", []))
-            retention = frozenset(after.get("becomes_retention", []))
-        except KeyError as exc:
-            raise ConfigError(f"{path}: missing table [{exc.args[0]}]") from exc
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}; stages are {allowed(Stage)}") from exc
+        stages = {}
+        for segment in Segment:
+            table = _table(raw, segment.value, path)
+            try:
+                stages[segment] = {event: Stage(stage) for event, stage in table.items()}
+            except ValueError as exc:
+                raise ConfigError(f"{path} [{segment.value}]: {exc}; stages are {allowed(Stage)}") from exc
+        after = _table(raw, "after_purchase", path, required=False)
+        purchase = frozenset(_names(after, "purchase_events", path))
+        retention = frozenset(_names(after, "becomes_retention", path))
         events = [set(table) for table in stages.values()]
         if events[0] != events[1]:
             diff = sorted(events[0] ^ events[1])
@@ -77,19 +76,22 @@ class TypePriors:
 
         def table(section: str, keys: type[Segment] | type[Stage]) -> dict[Any, dict[AssetType, float]]:
             out = {}
+            tables = _table(raw, section, path)
             for key in keys:
-                values = raw.get(section, {}).get(key.value)
-                if values is None:
-                    raise ConfigError(f"{path}: missing table [{section}.{key.value}]")
-                try:
-                    parsed = {AssetType(name): float(value) for name, value in values.items()}
-                except ValueError as exc:
-                    raise ConfigError(f"{path} [{section}.{key.value}]: {exc}; types are {allowed(AssetType)}") from exc
-                missing = [t.value for t in AssetType if t not in parsed]
+                where = f"{section}.{key.value}"
+                values = _table(tables, key.value, path, name=where)
+                unknown = sorted(set(values) - {t.value for t in AssetType})
+                if unknown:
+                    raise ConfigError(f"{path} [{where}]: unknown types {unknown}; types are {allowed(AssetType)}")
+                missing = [t.value for t in AssetType if t.value not in values]
                 if missing:
-                    raise ConfigError(f"{path} [{section}.{key.value}]: no prior for {', '.join(missing)}")
+                    raise ConfigError(f"{path} [{where}]: no prior for {', '.join(missing)}")
+                wrong = sorted(k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, int | float))
+                if wrong:
+                    raise ConfigError(f"{path} [{where}]: the priors of {', '.join(wrong)} are not numbers")
+                parsed = {AssetType(name): float(value) for name, value in values.items()}
                 if any(not 0.0 <= v <= 1.0 for v in parsed.values()):
-                    raise ConfigError(f"{path} [{section}.{key.value}]: priors must lie between 0 and 1")
+                    raise ConfigError(f"{path} [{where}]: priors must lie between 0 and 1")
                 out[key] = parsed
             return out
 
@@ -123,7 +125,7 @@ class RankingConfig:
     freshness_half_life_days: float = 730.0
     #: Maximal-marginal-relevance penalty for an item as similar as `diversity_threshold` or more to one
     #: already chosen; it grows linearly to `diversity` at identical vectors.
-    diversity: float = 1.0
+    diversity: float = 3.0
     diversity_threshold: float = 0.75
     #: Relevance blends an asset's own similarity to the query with its nearest neighbours' (weight of
     #: the neighbours' mean, 0 = off): assets on one topic sit together, so an asset whose own wording
@@ -215,6 +217,24 @@ _SETTINGS: dict[str, Any] = {
     "candidates_per_k": _count("candidates_per_k"),
     "default_stage": _stage,
 }
+
+
+def _table(raw: dict[str, Any], key: str, path: Path, *, required: bool = True, name: str = "") -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None and not required:
+        return {}
+    if value is None:
+        raise ConfigError(f"{path}: missing table [{name or key}]")
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {name or key} must be a table ([{name or key}]), not {value!r}")
+    return value
+
+
+def _names(table: dict[str, Any], key: str, path: Path) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{path}: {key} must be a list of event names, e.g. ["purchase_order"], not {value!r}')
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from recommender.features import ASSET_TYPES, NO_DATE, ROLES, SEGMENTS, FeatureT
 COMPONENTS = ("relevance", "segment", "role", "stage", "type_prior", "language", "freshness", "diversity")
 #: Freshness of an asset without a publication date: neither favoured nor buried.
 _UNKNOWN_FRESHNESS = 0.5
+#: Rows per matrix-vector product in `cosines`: below OpenBLAS's threading threshold.
+_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,28 @@ def score_components(
     return out
 
 
+def cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """`vectors @ query` for (n, d) vectors and a (d,) query, computed on the calling thread.
+
+    BLAS splits a product of more than a few hundred rows over its threads, which on a busy
+    machine spin more than they work (40x the CPU time for 2,000 rows on 2 cores, see
+    benchmarks/NOTES.md); blocks below that size stay on one thread and give the same floats.
+    """
+    if len(vectors) <= _BLOCK:
+        return vectors @ query
+    return np.concatenate([vectors[i : i + _BLOCK] @ query for i in range(0, len(vectors), _BLOCK)])
+
+
+def total(components: dict[str, np.ndarray]) -> np.ndarray:
+    """The sum of the components in their order: float for float what `np.sum(..., axis=0)` gives,
+    without stacking them into one (components, n) copy first."""
+    values = iter(components.values())
+    out = np.array(next(values), copy=True)
+    for value in values:
+        out += value
+    return out
+
+
 def smoothed_relevance(
     similarity: np.ndarray, neighbours: np.ndarray, neighbour_similarity: np.ndarray, weight: float
 ) -> np.ndarray:
@@ -75,6 +99,8 @@ def smoothed_relevance(
     neighbours keeps its own similarity.
     """
     listed = neighbours >= 0
+    if not listed.any():
+        return similarity.astype(np.float32)
     values = np.where(listed, neighbour_similarity[np.where(listed, neighbours, 0)], 0.0)
     count = listed.sum(axis=1)
     mean = np.divide(values.sum(axis=1), count, out=similarity.astype(np.float64), where=count > 0)
@@ -117,7 +143,7 @@ def select(
     threshold = config.diversity_threshold
 
     def similar(to: np.ndarray) -> np.ndarray:
-        similarity = vectors @ to
+        similarity = cosines(vectors, to)
         return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
 
     if config.diversity > 0 and seen is not None and len(seen):

@@ -180,9 +180,18 @@ def _binary(rows: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
 
 
 def _per_label_f1(truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str] | None], field: str) -> dict:
+    """F1 of every label that occurs in the truth or the predictions.
+
+    A label neither carried nor predicted has no F1 to speak of (0/0); counting it as 0 would make a
+    perfect tagger score 0.5 on a library that uses half the roles.
+    """
     names = [m.value for m in LABEL_FIELDS[field]]
     y, p = _binary(truth, names), _binary([row or [] for row in predicted], names)
-    return {name: round(float(f1_score(y[:, j], p[:, j], zero_division=0)), 4) for j, name in enumerate(names)}
+    return {
+        name: round(float(f1_score(y[:, j], p[:, j], zero_division=0)), 4)
+        for j, name in enumerate(names)
+        if y[:, j].any() or p[:, j].any()
+    }
 
 
 def _macro_f1(truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str] | None], field: str) -> float:

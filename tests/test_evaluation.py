@@ -1,0 +1,381 @@
+"""Measuring ranking quality: the metrics against hand-computed values, the files, the three systems."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import HashEmbedder
+
+from content_library import Asset
+from recommender.cli import main
+from recommender.engine import Recommender
+from recommender.errors import RecommenderError
+from recommender.evaluation import (
+    EvalRequest,
+    evaluate,
+    holdout_evaluation,
+    ndcg_at_k,
+    precision_at_k,
+    read_qrels,
+    read_requests,
+    request_words,
+)
+from recommender.store import IndexStore
+from recommender.types import BuyerRequest, LabelSource
+
+# -- nDCG@k and precision@k ------------------------------------------------------------------------------
+
+
+def test_ndcg_of_a_ranking_with_a_gap_matches_the_hand_computed_value():
+    # DCG = 3/log2(2) + 0/log2(3) + 2/log2(4) = 4; ideal order 3, 2, 1: 3 + 2/log2(3) + 1/log2(4).
+    grades = {"a": 3, "b": 0, "c": 2, "d": 1}
+
+    assert ndcg_at_k(["a", "b", "c"], grades, 3) == pytest.approx(4 / (3.5 + 2 / math.log2(3)))
+
+
+def test_ndcg_of_the_ideal_ranking_is_one_and_unjudged_items_count_as_irrelevant():
+    grades = {"a": 3, "c": 2, "d": 1}
+
+    assert ndcg_at_k(["a", "c", "d"], grades, 3) == 1.0
+    # "x" is unjudged: DCG = 3 + 0 + 1/log2(4); ideal 3 + 2/log2(3) + 1/log2(4).
+    assert ndcg_at_k(["a", "x", "d"], grades, 3) == pytest.approx(3.5 / (3.5 + 2 / math.log2(3)))
+
+
+def test_ndcg_only_looks_at_the_first_k_items_of_ranking_and_ideal():
+    grades = {"a": 3, "d": 1}
+
+    assert ndcg_at_k(["d", "a"], grades, 1) == pytest.approx(1 / 3)
+
+
+def test_ndcg_is_zero_when_nothing_is_relevant_or_nothing_is_judged():
+    assert ndcg_at_k(["a", "b"], {"a": 0, "b": 0}, 10) == 0.0
+    assert ndcg_at_k(["a", "b"], {}, 10) == 0.0
+    assert ndcg_at_k([], {"a": 3}, 10) == 0.0
+
+
+def test_precision_counts_grades_of_two_or_more_among_the_first_k():
+    grades = {"a": 3, "b": 1, "c": 2}
+
+    assert precision_at_k(["a", "b", "c", "d"], grades, 4) == 0.5
+    assert precision_at_k(["a", "b", "c", "d"], grades, 2) == 0.5
+    assert precision_at_k(["b", "d"], grades, 2) == 0.0
+
+
+def test_precision_divides_by_k_even_when_fewer_items_were_returned():
+    assert precision_at_k(["a"], {"a": 3}, 10) == 0.1
+
+
+# -- reading requests and judgements -------------------------------------------------------------------------
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_request_lines_are_buyer_requests_with_a_qid_and_blank_lines_are_skipped(tmp_path: Path):
+    path = write_lines(
+        tmp_path / "requests.jsonl",
+        [
+            '{"qid": "q1", "segment": "smb", "signals": ["pricing_page_view"], "k": 5}',
+            "",
+            '{"qid": 2, "segment": "enterprise", "role": "it", "query": "sso", "language": "de"}',
+        ],
+    )
+
+    assert read_requests(path) == [
+        EvalRequest("q1", BuyerRequest(segment="smb", signals=["pricing_page_view"], k=5)),
+        EvalRequest("2", BuyerRequest(segment="enterprise", role="it", query="sso", language="de")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "problem"),
+    [
+        ('{"qid": "q2", "segment": "smb"', r"not a request with a qid \(Expecting ',' delimiter"),
+        ('{"segment": "smb"}', r"not a request with a qid \(no qid\)"),
+        ('["q2", "smb"]', r"not a request with a qid \(expected a JSON object, got list\)"),
+        (
+            '{"qid": "q2", "segment": "startup", "k": 0}',
+            r"not a valid request \(segment: Input should be 'enterprise' or 'smb'; "
+            r"k: Input should be greater than or equal to 1\)",
+        ),
+        ('{"qid": "q2", "segment": "smb", "budget": 10}', r"not a valid request \(budget: Extra inputs"),
+    ],
+    ids=["broken JSON", "no qid", "not an object", "invalid fields", "unknown field"],
+)
+def test_a_bad_request_line_is_an_error_naming_the_file_and_line(tmp_path: Path, bad_line: str, problem: str):
+    path = write_lines(tmp_path / "requests.jsonl", ['{"qid": "q1", "segment": "smb"}', "", bad_line])
+
+    with pytest.raises(RecommenderError, match=rf"^{path}, line 3: {problem}"):
+        read_requests(path)
+
+
+def test_judgement_lines_group_grades_by_query(tmp_path: Path):
+    path = write_lines(
+        tmp_path / "qrels.jsonl",
+        [
+            '{"qid": "q1", "id": "a", "grade": 3}',
+            '{"qid": "q1", "id": "b", "grade": 0}',
+            "",
+            '{"qid": 2, "id": "a", "grade": 1}',
+        ],
+    )
+
+    assert read_qrels(path) == {"q1": {"a": 3, "b": 0}, "2": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "problem"),
+    [
+        ('{"qid": "q1", "id": "b", "grade": 4}', "grade 4 is not an integer from 0 to 3"),
+        ('{"qid": "q1", "id": "b", "grade": -1}', "grade -1 is not an integer from 0 to 3"),
+        ('{"qid": "q1", "id": "b", "grade": 2.5}', "grade 2.5 is not an integer from 0 to 3"),
+        ('{"qid": "q1", "id": "b", "grade": true}', "grade True is not an integer from 0 to 3"),
+        ('{"qid": "q1", "id": "b"}', "'grade'"),
+        ('{"qid": "q1", "grade": 2}', "'id'"),
+        ("[1, 2, 3]", "list indices must be integers or slices, not str"),
+        ("qid q1 id b grade 2", "Expecting value"),
+    ],
+    ids=["above 3", "negative", "fraction", "boolean", "no grade", "no id", "not an object", "not JSON"],
+)
+def test_a_bad_judgement_line_is_an_error_naming_the_file_and_line(tmp_path: Path, bad_line: str, problem: str):
+    path = write_lines(tmp_path / "qrels.jsonl", ['{"qid": "q1", "id": "a", "grade": 3}', bad_line])
+
+    with pytest.raises(RecommenderError) as caught:
+        read_qrels(path)
+
+    assert str(caught.value).startswith(f"{path}, line 2: not a judgement qid/id/grade (")
+    assert problem in str(caught.value)
+
+
+def test_the_shipped_development_set_reads_and_judges_every_request():
+    from recommender.cli.evaluation import DEVSET
+
+    requests = read_requests(DEVSET / "requests.jsonl")
+    qrels = read_qrels(DEVSET / "qrels.jsonl")
+
+    assert len(requests) >= 60
+    assert len({r.qid for r in requests}) == len(requests)
+    assert {r.qid for r in requests} <= set(qrels)
+
+
+# -- the words the baselines get ---------------------------------------------------------------------------
+
+
+def test_the_baselines_get_the_query_and_the_words_of_segment_role_stage_and_signals():
+    request = BuyerRequest(
+        segment="enterprise", role="end_user", stage="decision", signals=["demo", "technical_discussion"], query="sso"
+    )
+
+    assert request_words(request) == "sso enterprise end user decision demo technical discussion"
+    assert request_words(BuyerRequest(segment="smb")) == "smb"
+
+
+# -- evaluate(): the engine and two baselines in one run ---------------------------------------------------------
+
+
+REQUESTS = [
+    EvalRequest(
+        "q1",
+        BuyerRequest(
+            segment="enterprise", role="finance", stage="decision", query="invoice approval time", language="en"
+        ),
+    ),
+    EvalRequest("q2", BuyerRequest(segment="smb", signals=["return_visit", "pricing_page_view"])),
+    EvalRequest("q3", BuyerRequest(segment="enterprise", query="Rechnungsfreigabe", language="de")),
+    EvalRequest("q4", BuyerRequest(segment="enterprise", query="Rechnungsfreigabe", exclude=["ent-cons-2"])),
+]
+QRELS = {
+    "q1": {"ent-dec-1": 3, "ent-cons-2": 1, "smb-dec-1": 0},
+    "q2": {"smb-dec-1": 3, "smb-dec-2": 2},
+    "q3": {"ent-cons-2": 3},
+    "q4": {"ent-cons-2": 3},
+}
+
+
+@pytest.fixture
+def report(recommender: Recommender):
+    return evaluate(recommender, REQUESTS, QRELS)
+
+
+def test_evaluate_scores_the_engine_and_both_baselines_on_every_request(report):
+    assert report.k == 10
+    assert list(report.systems) == ["engine", "bm25", "dense"]
+    for scores in report.systems.values():
+        assert list(scores.ndcg) == list(scores.precision) == ["q1", "q2", "q3", "q4"]
+
+
+def test_the_engines_scores_are_those_of_its_own_recommendations(report, recommender: Recommender):
+    for item in REQUESTS:
+        ranked = [i.id for i in recommender.recommend(item.request.model_copy(update={"k": 10})).items]
+        assert report.systems["engine"].ndcg[item.qid] == ndcg_at_k(ranked, QRELS[item.qid], 10)
+        assert report.systems["engine"].precision[item.qid] == precision_at_k(ranked, QRELS[item.qid], 10)
+
+
+def test_bm25_and_dense_find_the_only_asset_with_the_query_word_first(report):
+    # "Rechnungsfreigabe" occurs in one asset only; the other request words ("enterprise") in none.
+    for system in ("bm25", "dense"):
+        assert report.systems[system].ndcg["q3"] == 1.0
+        assert report.systems[system].precision["q3"] == 0.1
+
+
+def test_the_baselines_honour_the_exclude_list_too(report):
+    assert {name: scores.ndcg["q4"] for name, scores in report.systems.items()} == {
+        "engine": 0.0,
+        "bm25": 0.0,
+        "dense": 0.0,
+    }
+
+
+def test_evaluate_breaks_the_requests_down_by_segment_stage_source_language_and_query(report):
+    assert report.groups == {
+        "segment": {"enterprise": ["q1", "q3", "q4"], "smb": ["q2"]},
+        "stage_source": {"given": ["q1"], "signal": ["q2"], "default": ["q3", "q4"]},
+        "language": {"en": ["q1"], "any": ["q2", "q4"], "de": ["q3"]},
+        "query": {"with query": ["q1", "q3", "q4"], "no query": ["q2"]},
+    }
+
+
+def test_the_table_has_a_row_per_breakdown_group_and_system_with_the_mean_metrics(report):
+    rows = report.table()
+
+    assert len(rows) == (1 + 2 + 3 + 3 + 2) * 3
+    overall = [r for r in rows if r["breakdown"] == "overall"]
+    assert [(r["group"], r["system"], r["queries"]) for r in overall] == [
+        ("all", "engine", 4),
+        ("all", "bm25", 4),
+        ("all", "dense", 4),
+    ]
+    bm25 = report.systems["bm25"]
+    assert overall[1]["ndcg@10"] == round(sum(bm25.ndcg.values()) / 4, 4)
+    assert overall[1]["precision@10"] == round(sum(bm25.precision.values()) / 4, 4)
+    smb = next(r for r in rows if (r["breakdown"], r["group"], r["system"]) == ("segment", "smb", "engine"))
+    assert smb["ndcg@10"] == round(report.systems["engine"].ndcg["q2"], 4)
+
+
+# -- holdout_evaluation(): each site as an unseen, untagged library ------------------------------------------
+
+
+def two_sites(assets: list[Asset]) -> list[Asset]:
+    """The small library split over two vendors' sites, alternately."""
+    return [
+        a.model_copy(update={"url": f"https://{'alpha' if i % 2 == 0 else 'beta'}.example.com/{a.id}"})
+        for i, a in enumerate(assets)
+    ]
+
+
+def test_holdout_indexes_each_site_alone_untagged_and_evaluates_the_requests_judged_on_it(
+    small_library: list[Asset], tmp_path: Path
+):
+    assets = two_sites(small_library)
+    alpha = [a.id for a in assets[::2]]
+    embedder = HashEmbedder()
+    requests = [
+        EvalRequest("qa", BuyerRequest(segment="enterprise", query="invoice approval")),
+        EvalRequest("qb", BuyerRequest(segment="smb", query="bills")),
+        EvalRequest("qx", BuyerRequest(segment="smb")),  # judged on no asset of either site
+    ]
+    qrels = {"qa": {alpha[0]: 3, alpha[1]: 2}, "qb": {assets[1].id: 3}, "qx": {"elsewhere": 3}}
+
+    report = holdout_evaluation(
+        assets, embedder.encode([a.text for a in assets]), embedder, requests, qrels, tmp_path / "work"
+    )
+
+    assert report.groups["site"] == {"alpha.example.com": ["qa"], "beta.example.com": ["qb"]}
+    assert sorted(report.systems) == ["bm25", "dense", "engine"]
+    assert sorted(report.systems["engine"].ndcg) == ["qa", "qb"]
+    site = Recommender(tmp_path / "work" / "alpha.example.com", embedder)
+    stored = site.snapshot.assets(site.snapshot.ids_of(site.snapshot.living_rows()))
+    assert sorted(stored) == sorted(alpha)
+    for asset, labels in stored.values():
+        assert (asset.segments, asset.stages, asset.roles, asset.topic) == ((), (), (), None)
+        assert {labels.field(f).source for f in ("segments", "stages", "roles")} == {LabelSource.PREDICTED}
+    site.close()
+    assert IndexStore(tmp_path / "work" / "beta.example.com").manifest().library_checksum == "holdout"
+
+
+# -- recommender evaluate --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    requests = write_lines(
+        tmp_path / "requests.jsonl",
+        [json.dumps({"qid": r.qid, **r.request.model_dump(mode="json", exclude_defaults=True)}) for r in REQUESTS],
+    )
+    qrels = write_lines(
+        tmp_path / "qrels.jsonl",
+        [json.dumps({"qid": q, "id": i, "grade": g}) for q, grades in QRELS.items() for i, g in grades.items()],
+    )
+    return requests, qrels
+
+
+@pytest.fixture
+def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the CLI load HashEmbedder for the index's model name instead of a real model."""
+    monkeypatch.setattr("recommender.engine.load_embedder", lambda spec: HashEmbedder(name=spec))
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_evaluate_prints_the_table_of_every_breakdown_for_the_three_systems(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, report
+):
+    requests, qrels = files
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    columns = [f"{system} {metric}" for metric in ("ndcg@10", "precision@10") for system in ("engine", "bm25", "dense")]
+    assert lines[0] == f"{'breakdown':<13}{'group':<20}{'n':>5}  " + "  ".join(f"{c:>22}" for c in columns)
+    rows = {(r["breakdown"], r["group"], r["system"]): r for r in report.table()}
+    printed = [(line[:13].strip(), line[13:33].strip(), int(line[33:38]), line[38:].split()) for line in lines[1:]]
+    assert [p[:3] for p in printed] == [
+        ("overall", "all", 4),
+        ("segment", "enterprise", 3),
+        ("segment", "smb", 1),
+        ("stage_source", "default", 2),
+        ("stage_source", "given", 1),
+        ("stage_source", "signal", 1),
+        ("language", "any", 2),
+        ("language", "de", 1),
+        ("language", "en", 1),
+        ("query", "no query", 1),
+        ("query", "with query", 3),
+    ]
+    for breakdown, group, _, values in printed:
+        expected = [
+            rows[(breakdown, group, s)][m] for m in ("ndcg@10", "precision@10") for s in ("engine", "bm25", "dense")
+        ]
+        assert values == [f"{v:.3f}" for v in expected]
+
+
+def test_evaluate_json_prints_the_rows_evaluate_computes(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, report
+):
+    requests, qrels = files
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == report.table()
+
+
+def test_evaluate_with_a_bad_request_file_fails_with_one_line_naming_the_line(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
+):
+    _, qrels = files
+    requests = write_lines(tmp_path / "bad.jsonl", ['{"qid": "q1", "segment": "smb"}', '{"qid": "q2"}'])
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels)
+
+    assert result.exit_code == 1
+    assert result.output == f"Error: {requests}, line 2: not a valid request (segment: Field required)\n"

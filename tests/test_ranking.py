@@ -1,0 +1,294 @@
+"""Scoring and selection on tiny hand-made arrays, checked against values computed by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from content_library.schema import AssetType, Role, Segment, Stage
+from recommender.config import RankingConfig, RankingWeights, TypePriors
+from recommender.features import ASSET_TYPES, NO_DATE, FeatureTable, language_code
+from recommender.ranking import BuyerContext, score_components, select, smoothed_relevance
+
+WEIGHTS = RankingWeights(relevance=2.0, segment=1.0, role=0.5, stage=1.0, type_prior=0.2, language=0.4, freshness=0.1)
+
+
+def flat_priors(**special: float) -> TypePriors:
+    """Every prior 0.5, except smb/pricing (segment) and decision/pricing (stage) when given."""
+    segment = {s: {t: 0.5 for t in AssetType} for s in Segment}
+    stage = {s: {t: 0.5 for t in AssetType} for s in Stage}
+    segment[Segment.SMB][AssetType.PRICING] = special.get("smb_pricing", 0.5)
+    stage[Stage.DECISION][AssetType.PRICING] = special.get("decision_pricing", 0.5)
+    return TypePriors(segment=segment, stage=stage)
+
+
+CONFIG = RankingConfig(
+    weights=WEIGHTS,
+    stage_closeness=(1.0, 0.5, 0.25, 0.0),
+    freshness_half_life_days=10.0,
+    type_priors=flat_priors(smb_pricing=1.0, decision_pricing=0.8),
+)
+EN, DE = language_code("en"), language_code("de")
+TODAY = 20_000  # days since 1970-01-01
+
+
+def table(rows: list[dict]) -> FeatureTable:
+    """A feature table from rows of segments (2), stages (4), roles (6), type, language and published day."""
+    return FeatureTable(
+        segments=np.array([r["segments"] for r in rows], dtype=np.float32),
+        stages=np.array([r["stages"] for r in rows], dtype=np.float32),
+        roles=np.array([r["roles"] for r in rows], dtype=np.float32),
+        asset_type=np.array([ASSET_TYPES.index(AssetType(r["type"])) for r in rows], dtype=np.int8),
+        language=np.array([r["language"] for r in rows], dtype=np.int16),
+        published=np.array([r["published"] for r in rows], dtype=np.int32),
+    )
+
+
+#: An smb decision-stage pricing page in English from today; an enterprise awareness whitepaper in German,
+#: ten days old, that also serves IT a little; an undated retention guide labelled half smb.
+FEATURES = table(
+    [
+        {
+            "segments": [0.0, 1.0],
+            "stages": [0.0, 0.0, 1.0, 0.0],
+            "roles": [0, 0, 0, 0, 0, 1.0],
+            "type": "pricing",
+            "language": EN,
+            "published": TODAY,
+        },
+        {
+            "segments": [1.0, 0.0],
+            "stages": [1.0, 0.0, 0.0, 0.0],
+            "roles": [0.9, 0, 0.2, 0, 0, 0],
+            "type": "whitepaper",
+            "language": DE,
+            "published": TODAY - 10,
+        },
+        {
+            "segments": [0.5, 0.5],
+            "stages": [0.0, 0.2, 0.0, 0.6],
+            "roles": [0, 0, 0, 0, 0.8, 0.4],
+            "type": "guide",
+            "language": EN,
+            "published": NO_DATE,
+        },
+    ]
+)
+SMB_OWNER_DECISION = BuyerContext(segment=Segment.SMB, stage=Stage.DECISION, role=Role.OWNER, language=EN, today=TODAY)
+
+
+# -- score_components --------------------------------------------------------------------------------------
+
+
+def components(similarity=None, context: BuyerContext = SMB_OWNER_DECISION, config: RankingConfig = CONFIG):
+    found = score_components(FEATURES, None if similarity is None else np.array(similarity), context, config)
+    return {name: values.tolist() for name, values in found.items()}
+
+
+def test_every_component_is_its_weight_times_its_value_computed_by_hand():
+    found = components(similarity=[0.5, -0.2, 1.3])
+
+    expected = {
+        "relevance": [2.0 * 0.5, 0.0, 2.0 * 1.0],  # cosine clipped to [0, 1]
+        "segment": [1.0, 0.0, 0.5],
+        "role": [0.5 * 1.0, 0.0, 0.5 * 0.4],
+        # decision buyer: the pricing page is decision (1.0); awareness is two stages away (0.25);
+        # the guide is consideration 0.2 * 0.5 = 0.1 or retention 0.6 * 0.5 = 0.3: the best counts.
+        "stage": [1.0, 0.25, 0.3],
+        # smb and decision priors of pricing are 1.0 and 0.8: their mean; every other type 0.5.
+        "type_prior": [0.2 * 0.9, 0.2 * 0.5, 0.2 * 0.5],
+        "language": [0.4, 0.0, 0.4],
+        # from today: 1; ten days old, half-life ten days: 0.5; undated: 0.5 (neither favoured nor buried).
+        "freshness": [0.1, 0.05, 0.05],
+    }
+    assert list(found) == list(expected)
+    for name, values in expected.items():
+        assert found[name] == pytest.approx(values, abs=1e-6), name
+
+
+def test_without_a_query_role_or_language_those_components_are_left_out():
+    context = BuyerContext(segment=Segment.ENTERPRISE, stage=Stage.AWARENESS, today=TODAY)
+
+    found = components(context=context)
+
+    assert list(found) == ["segment", "stage", "type_prior", "freshness"]
+    assert found["segment"] == [0.0, 1.0, 0.5]
+    assert found["stage"] == pytest.approx([0.25, 1.0, 0.1])  # guide: consideration 0.2 * 0.5 beats retention 0
+
+
+def test_an_asset_published_after_today_counts_as_fresh_not_fresher():
+    context = dataclasses.replace(SMB_OWNER_DECISION, today=TODAY - 30)
+
+    assert components(context=context)["freshness"][0] == pytest.approx(0.1)
+
+
+def test_a_weight_of_zero_silences_its_component():
+    config = dataclasses.replace(CONFIG, weights=dataclasses.replace(WEIGHTS, segment=0.0, language=0.0))
+
+    found = components(config=config)
+
+    assert found["segment"] == [0.0, 0.0, 0.0]
+    assert found["language"] == [0.0, 0.0, 0.0]
+
+
+def test_components_are_float32_arrays_of_one_value_per_candidate():
+    found = score_components(FEATURES, np.array([0.1, 0.2, 0.3], dtype=np.float32), SMB_OWNER_DECISION, CONFIG)
+
+    assert {name: (v.shape, v.dtype) for name, v in found.items()} == {
+        name: ((3,), np.dtype(np.float32)) for name in found
+    }
+
+
+# -- smoothed_relevance ------------------------------------------------------------------------------------
+
+
+SIMILARITY = np.array([0.3, 0.9, 0.6], dtype=np.float32)
+NEIGHBOURS = np.array([[1, 2], [-1, -1], [3, -1]])
+#: The cosine to the query of every index row a neighbour list may name.
+ROW_SIMILARITY = np.array([0.1, 0.5, 0.7, 0.2], dtype=np.float32)
+
+
+def test_relevance_blends_own_similarity_with_the_mean_of_the_neighbours():
+    smoothed = smoothed_relevance(SIMILARITY, NEIGHBOURS, ROW_SIMILARITY, weight=0.5)
+
+    assert smoothed.tolist() == pytest.approx(
+        [
+            (0.3 + 0.5 * (0.5 + 0.7) / 2) / 1.5,  # 0.4
+            0.9,  # no neighbours: its own similarity
+            (0.6 + 0.5 * 0.2) / 1.5,  # one listed neighbour: -1 slots are not counted
+        ],
+        abs=1e-6,
+    )
+    assert smoothed.dtype == np.float32
+
+
+def test_a_neighbour_weight_of_zero_keeps_each_own_similarity():
+    assert smoothed_relevance(SIMILARITY, NEIGHBOURS, ROW_SIMILARITY, weight=0.0).tolist() == pytest.approx(
+        SIMILARITY.tolist()
+    )
+
+
+def test_candidates_without_any_neighbour_lists_keep_their_similarity():
+    # What the engine passes for a one-asset index: no neighbour lists, so nothing to look up.
+    empty = np.full((3, 4), -1)
+
+    assert smoothed_relevance(SIMILARITY, empty, np.zeros(0, dtype=np.float32), weight=2.0).tolist() == pytest.approx(
+        SIMILARITY.tolist()
+    )
+
+
+# -- select ------------------------------------------------------------------------------------------------
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+PLAIN = dataclasses.replace(CONFIG, diversity=0.0, max_per_type=0)
+BASE = np.array([0.2, 0.9, 0.5, 0.7, 0.1, 0.8], dtype=np.float32)
+ORTHOGONAL = np.eye(6, dtype=np.float32)
+ALL_GUIDES = np.full(6, ASSET_TYPES.index(AssetType.GUIDE))
+
+
+def test_without_diversity_or_caps_select_takes_the_k_best_in_score_order():
+    chosen = select({"segment": BASE}, ORTHOGONAL, ALL_GUIDES, 4, PLAIN)
+
+    assert chosen.positions.tolist() == [1, 5, 3, 2]
+    assert chosen.scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.5])
+
+
+@pytest.mark.parametrize("k", [1, 5, 6, 50])
+def test_select_returns_k_items_or_every_candidate_when_there_are_fewer(k: int):
+    chosen = select({"segment": BASE}, ORTHOGONAL, ALL_GUIDES, k, PLAIN)
+
+    assert len(chosen.positions) == len(chosen.scores) == len(chosen.reasons) == min(k, 6)
+    assert len(set(chosen.positions.tolist())) == min(k, 6)
+
+
+def test_select_over_no_candidates_chooses_nothing():
+    chosen = select({"segment": np.zeros(0, dtype=np.float32)}, np.zeros((0, 6)), np.zeros(0, np.int8), 5, CONFIG)
+
+    assert (chosen.positions.tolist(), chosen.scores.tolist(), chosen.reasons) == ([], [], [])
+
+
+def test_reasons_name_every_component_and_the_diversity_penalty_and_add_up_to_the_score():
+    found = {"relevance": np.array([0.5, 1.0]), "segment": np.array([1.0, 0.25])}
+
+    chosen = select(found, np.stack([unit(1, 0), unit(1, 0)]), np.zeros(2, np.int8), 2, CONFIG)
+
+    assert chosen.reasons == [
+        {"relevance": 0.5, "segment": 1.0, "diversity": -0.0},
+        {"relevance": 1.0, "segment": 0.25, "diversity": -1.0},
+    ]
+    assert [sum(r.values()) for r in chosen.reasons] == pytest.approx(chosen.scores.tolist())
+
+
+def test_a_near_duplicate_of_a_chosen_item_is_pushed_below_a_different_one():
+    # b is a's translation (identical vector), c is another topic: a plain sort would give a, b, c.
+    vectors = np.stack([unit(1, 0, 0), unit(1, 0, 0), unit(0, 1, 0)])
+    base = np.array([1.0, 0.99, 0.8])
+
+    chosen = select({"segment": base}, vectors, np.zeros(3, np.int8), 3, dataclasses.replace(CONFIG, max_per_type=0))
+
+    assert chosen.positions.tolist() == [0, 2, 1]
+    assert chosen.scores.tolist() == pytest.approx([1.0, 0.8, 0.99 - 1.0])
+
+
+def test_the_penalty_grows_linearly_from_the_threshold_to_the_full_diversity_weight():
+    # cosine 0.875 is halfway from the threshold 0.75 to 1: half of diversity 0.6.
+    config = dataclasses.replace(CONFIG, diversity=0.6, diversity_threshold=0.75, max_per_type=0)
+    # The third is 0.7 from the first and 0.61 from the second: below the threshold for both.
+    vectors = np.stack([unit(1, 0, 0), unit(0.875, np.sqrt(1 - 0.875**2), 0), unit(0.7, 0, np.sqrt(1 - 0.7**2))])
+
+    chosen = select({"segment": np.array([1.0, 0.9, 0.1])}, vectors, np.zeros(3, np.int8), 3, config)
+
+    assert [r["diversity"] for r in chosen.reasons] == pytest.approx([0.0, -0.3, 0.0], abs=1e-6)
+
+
+def test_at_most_max_per_type_items_of_one_type_while_other_types_are_left():
+    pricing, review = ASSET_TYPES.index(AssetType.PRICING), ASSET_TYPES.index(AssetType.REVIEW)
+    types = np.array([pricing, pricing, pricing, review, review, pricing])
+    config = dataclasses.replace(PLAIN, max_per_type=2)
+
+    chosen = select({"segment": np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.6])}, ORTHOGONAL, types, 4, config)
+
+    assert chosen.positions.tolist() == [0, 1, 3, 4]
+
+
+def test_when_the_cap_leaves_too_few_candidates_the_list_is_filled_up_and_still_sorted():
+    pricing, review = ASSET_TYPES.index(AssetType.PRICING), ASSET_TYPES.index(AssetType.REVIEW)
+    types = np.array([pricing, pricing, pricing, review, pricing, pricing])
+    config = dataclasses.replace(PLAIN, max_per_type=2)
+
+    chosen = select({"segment": np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.5])}, ORTHOGONAL, types, 5, config)
+
+    # Picked 0, 1 (cap reached), 3 (the only review), then filled up with 2 and 4: sorted by score.
+    assert chosen.positions.tolist() == [0, 1, 2, 4, 3]
+    assert chosen.scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.2])
+
+
+def test_a_cap_of_zero_means_no_cap():
+    chosen = select({"segment": BASE}, ORTHOGONAL, ALL_GUIDES, 6, PLAIN)
+
+    assert chosen.positions.tolist() == [1, 5, 3, 2, 0, 4]
+
+
+def test_seen_vectors_count_as_already_chosen():
+    vectors = np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)])
+    config = dataclasses.replace(CONFIG, max_per_type=0)
+
+    chosen = select({"segment": np.array([1.0, 0.5, 0.4])}, vectors, np.zeros(3, np.int8), 3, config, seen=vectors[:1])
+
+    assert chosen.positions.tolist() == [1, 2, 0]
+    assert chosen.reasons[2] == {"segment": 1.0, "diversity": -1.0}
+
+
+def test_seen_vectors_are_ignored_when_diversity_is_off():
+    vectors = np.stack([unit(1, 0), unit(0, 1)])
+
+    chosen = select({"segment": np.array([1.0, 0.5])}, vectors, np.zeros(2, np.int8), 2, PLAIN, seen=vectors[:1])
+
+    assert chosen.positions.tolist() == [0, 1]

@@ -1,0 +1,557 @@
+"""`Recommender`: recommendations, many at once, nurture sequences, search, tagging and writes.
+
+Over a library built with the fake HashEmbedder (texts sharing words are similar), once per module for
+the read-only tests and the Hypothesis properties, and per test (conftest's `recommender`) for writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from conftest import HashEmbedder, make_asset, write_jsonl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from content_library import Asset
+from content_library.schema import AssetType, Role, Segment, Stage
+from recommender.build import build_index
+from recommender.engine import Recommender
+from recommender.errors import AssetNotFound, ModelError, UnknownSignal
+from recommender.types import BuyerRequest, LabelSource, RecommendationResult, StageSource
+
+TODAY = dt.date(2026, 1, 1)
+TOPICS = {
+    "approval": "invoice approval workflow routing approvers",
+    "security": "security single sign on audit encryption",
+    "pricing": "plans prices per month subscription cost",
+    "onboarding": "onboarding admin setup training rollout",
+    "erp": "erp integration connector sync ledger",
+    "cash": "cash forecasting liquidity planning treasury",
+}
+#: (id, type, language, segment, stage, role, topic, days old or None): 36 assets over every segment,
+#: stage and role, three languages and eleven types, with one German translation of an English asset.
+ROWS = [
+    ("e-aw-exec-approval", "whitepaper", "en", "enterprise", "awareness", "executive", "approval", 400),
+    ("e-aw-fin-cash", "report", "en", "enterprise", "awareness", "finance", "cash", 200),
+    ("e-aw-it-security", "blog_post", "en", "enterprise", "awareness", "it", "security", 30),
+    ("e-aw-proc-erp", "ebook", "en", "enterprise", "awareness", "procurement", "erp", 900),
+    ("e-aw-user-onboarding", "video", "en", "enterprise", "awareness", "end_user", "onboarding", None),
+    ("e-aw-fin-approval-de", "whitepaper", "de", "enterprise", "awareness", "finance", "approval", 100),
+    ("e-co-exec-cash", "webinar", "en", "enterprise", "consideration", "executive", "cash", 60),
+    ("e-co-fin-approval", "guide", "en", "enterprise", "consideration", "finance", "approval", 120),
+    ("e-co-fin-approval-de", "guide", "de", "enterprise", "consideration", "finance", "approval", 120),
+    ("e-co-it-erp", "webinar", "en", "enterprise", "consideration", "it", "erp", 45),
+    ("e-co-proc-security", "checklist", "en", "enterprise", "consideration", "procurement", "security", 300),
+    ("e-co-user-onboarding-id", "video", "id", "enterprise", "consideration", "end_user", "onboarding", 20),
+    ("e-de-exec-approval", "case_study", "en", "enterprise", "decision", "executive", "approval", 10),
+    ("e-de-fin-pricing", "roi_calculator", "en", "enterprise", "decision", "finance", "pricing", 70),
+    ("e-de-it-security", "datasheet", "en", "enterprise", "decision", "it", "security", 15),
+    ("e-de-it-security-de", "datasheet", "de", "enterprise", "decision", "it", "security", 15),
+    ("e-de-proc-pricing", "checklist", "en", "enterprise", "decision", "procurement", "pricing", 500),
+    ("e-de-fin-cash", "case_study", "en", "enterprise", "decision", "finance", "cash", 35),
+    ("e-re-user-onboarding", "guide", "en", "enterprise", "retention", "end_user", "onboarding", 5),
+    ("e-re-it-erp", "guide", "de", "enterprise", "retention", "it", "erp", 90),
+    ("e-re-exec-cash", "webinar", "en", "enterprise", "retention", "executive", "cash", 250),
+    ("s-aw-owner-approval", "blog_post", "en", "smb", "awareness", "owner", "approval", 40),
+    ("s-aw-owner-cash", "video", "id", "smb", "awareness", "owner", "cash", 80),
+    ("s-aw-owner-security", "blog_post", "de", "smb", "awareness", "owner", "security", 600),
+    ("s-co-owner-pricing", "comparison", "en", "smb", "consideration", "owner", "pricing", 25),
+    ("s-co-owner-erp", "guide", "id", "smb", "consideration", "owner", "erp", 150),
+    ("s-co-owner-approval", "video", "en", "smb", "consideration", "owner", "approval", 12),
+    ("s-de-owner-pricing", "pricing", "en", "smb", "decision", "owner", "pricing", 3),
+    ("s-de-owner-pricing-id", "pricing", "id", "smb", "decision", "owner", "pricing", 3),
+    ("s-de-owner-review", "review", "en", "smb", "decision", "owner", "approval", 50),
+    ("s-de-owner-demo", "demo", "en", "smb", "decision", "owner", "onboarding", 8),
+    ("s-de-owner-cash", "review", "de", "smb", "decision", "owner", "cash", 700),
+    ("s-re-owner-onboarding", "guide", "en", "smb", "retention", "owner", "onboarding", 6),
+    ("s-re-owner-erp", "video", "en", "smb", "retention", "owner", "erp", 33),
+    ("s-re-owner-pricing", "guide", "id", "smb", "retention", "owner", "pricing", 66),
+    ("s-re-owner-cash", "checklist", "en", "smb", "retention", "owner", "cash", 44),
+]
+IDS = [row[0] for row in ROWS]
+EVENTS = (
+    "site_visit",
+    "return_visit",
+    "pricing_page_view",
+    "webinar_attended",
+    "meeting",
+    "demo",
+    "technical_discussion",
+    "trial_signup",
+    "product_usage",
+    "purchase_order",
+    "renewal_due",
+)
+
+
+def library() -> list[Asset]:
+    assets = []
+    for asset_id, asset_type, language, segment, stage, role, topic, age in ROWS:
+        words = TOPICS[topic]
+        assets.append(
+            make_asset(
+                asset_id,
+                title=f"{topic} {segment} {stage}",
+                body=f"{words}. A {asset_type.replace('_', ' ')} for {role.replace('_', ' ')} readers.",
+                asset_type=asset_type,
+                language=language,
+                published=None if age is None else TODAY - dt.timedelta(days=age),
+                segments=[segment],
+                stages=[stage],
+                roles=[role],
+                topic=topic,
+            )
+        )
+    return assets
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Recommender:
+    """A read-only recommender over the 36-asset library; tests must not write to it."""
+    folder = tmp_path_factory.mktemp("recommend")
+    build_index([write_jsonl(folder / "library.jsonl", library())], folder / "index", HashEmbedder(), tagger=None)
+    recommender = Recommender(folder / "index", HashEmbedder(), today=lambda: TODAY)
+    yield recommender
+    recommender.close()
+
+
+def ids(result: RecommendationResult) -> list[str]:
+    return [item.id for item in result.items]
+
+
+def meta(asset_id: str) -> dict[str, str]:
+    row = ROWS[IDS.index(asset_id)]
+    return dict(zip(("id", "type", "language", "segment", "stage", "role", "topic"), row[:7], strict=True))
+
+
+# -- invariants, one example each --------------------------------------------------------------------------
+
+
+def test_excluded_ids_are_never_returned_and_the_list_is_still_filled(engine: Recommender):
+    request = BuyerRequest(segment="enterprise", role="finance", query="invoice approval", k=5)
+    first = ids(engine.recommend(request))
+
+    again = ids(engine.recommend(request.model_copy(update={"exclude": tuple(first)})))
+
+    assert len(again) == 5
+    assert set(again).isdisjoint(first)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 36])
+def test_exactly_k_items_are_returned_when_the_library_has_that_many(engine: Recommender, k: int):
+    assert len(engine.recommend(BuyerRequest(segment="smb", query="pricing", k=k)).items) == k
+
+
+def test_asking_for_more_than_the_library_holds_returns_every_asset_once(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="smb", k=100))
+
+    assert sorted(ids(result)) == sorted(IDS)
+
+
+def test_items_come_in_decreasing_score_order(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="enterprise", signals=["demo"], query="security audit", k=20))
+
+    scores = [item.score for item in result.items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_same_request_gives_the_same_result_in_this_and_in_a_new_recommender(engine: Recommender):
+    request = BuyerRequest(segment="enterprise", role="it", signals=["meeting"], query="erp connector", language="de")
+
+    first = engine.recommend(request)
+    fresh = Recommender(engine.store.root, HashEmbedder(), today=lambda: TODAY)
+
+    assert engine.recommend(request) == first
+    assert fresh.recommend(request) == first
+    fresh.close()
+
+
+def test_each_items_reasons_add_up_to_its_score(engine: Recommender):
+    request = BuyerRequest(segment="enterprise", role="finance", stage="decision", query="cash", language="en", k=20)
+
+    for item in engine.recommend(request).items:
+        assert sum(item.reasons.values()) == pytest.approx(item.score, abs=1e-5), item.reasons
+
+
+def test_reasons_name_only_the_components_the_request_uses(engine: Recommender):
+    bare = engine.recommend(BuyerRequest(segment="smb", k=1)).items[0]
+    full = engine.recommend(BuyerRequest(segment="smb", role="owner", query="pricing", language="en", k=1)).items[0]
+
+    assert list(bare.reasons) == ["segment", "stage", "type_prior", "freshness", "diversity"]
+    assert list(full.reasons) == [
+        "relevance",
+        "segment",
+        "role",
+        "stage",
+        "type_prior",
+        "language",
+        "freshness",
+        "diversity",
+    ]
+
+
+def test_the_result_carries_the_index_version_and_the_full_asset(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="smb", k=1))
+
+    assert result.index_version == engine.version
+    assert result.items[0].asset == next(a for a in library() if a.id == result.items[0].id)
+
+
+# -- what the buyer asked for ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "preferred", "other"),
+    [("de", "e-co-fin-approval-de", "e-co-fin-approval"), ("en", "e-co-fin-approval", "e-co-fin-approval-de")],
+)
+def test_of_two_assets_fitting_alike_the_one_in_the_requested_language_ranks_first(
+    engine: Recommender, language: str, preferred: str, other: str
+):
+    request = BuyerRequest(segment="enterprise", role="finance", stage="consideration", language=language, k=36)
+
+    ranked = ids(engine.recommend(request))
+
+    assert ranked.index(preferred) < ranked.index(other)
+    assert ranked[0] == preferred
+
+
+def test_a_language_no_fitting_asset_is_written_in_falls_back_to_the_others(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="enterprise", stage="decision", language="fr", k=5))
+
+    assert len(result.items) == 5
+    assert all(item.reasons["language"] == 0.0 for item in result.items)
+
+
+def test_the_asset_types_filter_returns_only_those_types(engine: Recommender):
+    request = BuyerRequest(segment="smb", query="pricing", asset_types=["guide", "video"], k=20)
+
+    result = engine.recommend(request)
+
+    assert {item.asset.asset_type for item in result.items} == {AssetType.GUIDE, AssetType.VIDEO}
+    assert len(result.items) == sum(meta(i)["type"] in ("guide", "video") for i in IDS)
+
+
+def test_a_request_without_a_query_ranks_on_buyer_fit(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="smb", role="owner", stage="decision", k=4))
+
+    assert all("relevance" not in item.reasons for item in result.items)
+    assert [(meta(i)["segment"], meta(i)["stage"]) for i in ids(result)] == [("smb", "decision")] * 4
+
+
+def test_a_query_brings_the_assets_on_its_topic_to_the_top(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="enterprise", query="treasury liquidity forecasting", k=3))
+
+    assert [meta(i)["topic"] for i in ids(result)] == ["cash"] * 3
+
+
+def test_the_stage_inferred_from_signals_decides_what_is_recommended(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="smb", signals=["site_visit", "purchase_order", "product_usage"]))
+
+    assert (result.stage, result.stage_source) == (Stage.RETENTION, StageSource(kind="signal", signal="product_usage"))
+    assert meta(result.items[0].id)["stage"] == "retention"
+
+
+def test_a_given_stage_is_reported_as_given_and_no_stage_as_the_default(engine: Recommender):
+    given = engine.recommend(BuyerRequest(segment="smb", stage="decision", signals=["site_visit"], k=1))
+    default = engine.recommend(BuyerRequest(segment="smb", k=1))
+
+    assert (given.stage, str(given.stage_source)) == (Stage.DECISION, "given")
+    assert (default.stage, str(default.stage_source)) == (Stage.AWARENESS, "default")
+
+
+def test_an_unknown_signal_is_an_error_naming_it(engine: Recommender):
+    with pytest.raises(UnknownSignal, match=r"^unknown buying signal 'signed'; known signals are site_visit, "):
+        engine.recommend(BuyerRequest(segment="enterprise", signals=["meeting", "signed"]))
+
+
+def test_a_list_of_ten_thousand_excluded_ids_is_honoured(engine: Recommender):
+    exclude = [f"seen-{i}" for i in range(9_998)] + ["s-de-owner-pricing", "s-de-owner-pricing-id"]
+
+    result = engine.recommend(BuyerRequest(segment="smb", stage="decision", query="pricing", exclude=exclude, k=5))
+
+    assert len(result.items) == 5
+    assert {"s-de-owner-pricing", "s-de-owner-pricing-id"}.isdisjoint(ids(result))
+
+
+def test_a_translation_of_an_item_already_chosen_pays_the_full_diversity_penalty(engine: Recommender):
+    # The German datasheet is the English one translated: to HashEmbedder, the same vector.
+    request = BuyerRequest(
+        segment="enterprise", role="it", stage="decision", query="security sso audit", language="en", k=5
+    )
+
+    items = {item.id: item for item in engine.recommend(request).items}
+
+    assert items["e-de-it-security"].reasons["diversity"] == 0.0
+    assert items["e-de-it-security-de"].reasons["diversity"] == -engine.config.diversity
+
+
+# -- many requests at once ---------------------------------------------------------------------------------
+
+
+REQUESTS = [
+    BuyerRequest(segment="enterprise", role="finance", query="invoice approval", language="de", k=4),
+    BuyerRequest(segment="smb", signals=["return_visit", "pricing_page_view"], k=3),
+    BuyerRequest(segment="smb", query="invoice approval", exclude=["s-aw-owner-approval"], k=2),
+    BuyerRequest(segment="enterprise", stage="retention", asset_types=["guide"], k=2),
+]
+
+
+def test_recommend_many_gives_what_recommend_gives_one_request_at_a_time(engine: Recommender):
+    assert engine.recommend_many(REQUESTS) == [engine.recommend(r) for r in REQUESTS]
+
+
+def test_recommend_many_keeps_an_error_to_its_own_request(engine: Recommender):
+    bad = BuyerRequest(segment="smb", signals=["bought_it"])
+
+    results = engine.recommend_many([REQUESTS[0], bad, REQUESTS[1]])
+
+    assert results[0] == engine.recommend(REQUESTS[0])
+    assert isinstance(results[1], UnknownSignal)
+    assert "'bought_it'" in str(results[1])
+    assert results[2] == engine.recommend(REQUESTS[1])
+
+
+def test_recommend_many_of_nothing_is_nothing(engine: Recommender):
+    assert engine.recommend_many([]) == []
+
+
+# -- nurture sequences -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [1, 4, 7])
+def test_a_sequence_has_one_asset_per_step(engine: Recommender, steps: int):
+    assert len(engine.sequence(Segment.ENTERPRISE, Stage.AWARENESS, steps)) == steps
+
+
+def test_a_sequence_moves_down_the_funnel_from_its_stage_to_decision_spreading_the_steps(engine: Recommender):
+    sequence = engine.sequence(Segment.ENTERPRISE, Stage.AWARENESS, 7, role=Role.FINANCE)
+
+    # Seven steps over three stages: the earlier stages take the remainder.
+    assert [stage for stage, _ in sequence] == [Stage.AWARENESS] * 3 + [Stage.CONSIDERATION] * 2 + [Stage.DECISION] * 2
+    assert [meta(item.id)["stage"] for _, item in sequence] == [s.value for s, _ in sequence]
+
+
+def test_a_sequence_starting_at_decision_continues_into_retention(engine: Recommender):
+    sequence = engine.sequence(Segment.SMB, Stage.DECISION, 4)
+
+    assert [stage for stage, _ in sequence] == [Stage.DECISION] * 2 + [Stage.RETENTION] * 2
+
+
+def test_a_sequence_never_repeats_an_asset_or_returns_an_excluded_one(engine: Recommender):
+    sequence = engine.sequence(Segment.SMB, Stage.AWARENESS, 12, exclude=["s-aw-owner-approval"])
+
+    chosen = [item.id for _, item in sequence]
+    assert len(chosen) == len(set(chosen)) == 12
+    assert "s-aw-owner-approval" not in chosen
+
+
+def test_a_sequence_ends_early_when_the_library_runs_out(engine: Recommender):
+    sequence = engine.sequence(Segment.SMB, Stage.AWARENESS, 50)
+
+    assert sorted(item.id for _, item in sequence) == sorted(IDS)
+
+
+def test_a_sequence_honours_an_exclude_list_of_ten_thousand_ids(engine: Recommender):
+    exclude = [f"seen-{i}" for i in range(9_990)] + [i for i in IDS if i.startswith("s-")][:10]
+
+    sequence = engine.sequence(Segment.SMB, Stage.CONSIDERATION, 5, query="pricing", exclude=exclude)
+
+    assert len(sequence) == 5
+    assert set(exclude).isdisjoint(item.id for _, item in sequence)
+
+
+# -- search ------------------------------------------------------------------------------------------------
+
+
+def test_search_returns_the_k_closest_assets_with_their_cosine_best_first(engine: Recommender):
+    hits = engine.search("single sign on security audit", k=4)
+
+    assert [meta(asset_id)["topic"] for asset_id, _, _ in hits] == ["security"] * 4
+    cosines = [cosine for _, cosine, _ in hits]
+    assert cosines == sorted(cosines, reverse=True)
+    assert all(asset.id == asset_id for asset_id, _, asset in hits)
+
+
+# -- Hypothesis: properties over any request ---------------------------------------------------------------
+
+
+requests = st.builds(
+    BuyerRequest,
+    segment=st.sampled_from(list(Segment)),
+    role=st.none() | st.sampled_from(list(Role)),
+    stage=st.none() | st.sampled_from(list(Stage)),
+    signals=st.lists(st.sampled_from(EVENTS), max_size=4).map(tuple),
+    query=st.none()
+    | st.lists(st.sampled_from(" ".join(TOPICS.values()).split()), min_size=1, max_size=4).map(" ".join),
+    language=st.none() | st.sampled_from(["en", "de", "id", "fr"]),
+    exclude=st.lists(st.sampled_from(IDS), max_size=30, unique=True).map(tuple),
+    asset_types=st.lists(st.sampled_from(list(AssetType)), max_size=3, unique=True).map(tuple),
+    k=st.integers(min_value=1, max_value=40),
+)
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+def eligible(request: BuyerRequest) -> set[str]:
+    types = {t.value for t in request.asset_types}
+    return {i for i in IDS if i not in request.exclude and (not types or meta(i)["type"] in types)}
+
+
+@PROPERTY
+@given(request=requests)
+def test_property_every_item_is_eligible_and_there_are_k_or_every_eligible_one(
+    engine: Recommender, request: BuyerRequest
+):
+    returned = ids(engine.recommend(request))
+
+    assert len(returned) == len(set(returned)) == min(request.k, len(eligible(request)))
+    assert set(returned) <= eligible(request)
+
+
+@PROPERTY
+@given(request=requests)
+def test_property_scores_are_sorted_and_reasons_add_up_to_them(engine: Recommender, request: BuyerRequest):
+    items = engine.recommend(request).items
+
+    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
+    for item in items:
+        assert sum(item.reasons.values()) == pytest.approx(item.score, abs=1e-5)
+
+
+@PROPERTY
+@given(request=requests)
+def test_property_the_same_request_gives_the_same_result(engine: Recommender, request: BuyerRequest):
+    assert engine.recommend(request) == engine.recommend(BuyerRequest.model_validate(request.model_dump()))
+
+
+TRANSLATIONS = [("e-co-fin-approval", "e-co-fin-approval-de"), ("e-de-it-security", "e-de-it-security-de")]
+
+
+@PROPERTY
+@given(request=requests, language=st.sampled_from(["en", "de"]))
+def test_property_of_two_translations_the_one_in_the_requested_language_ranks_higher(
+    engine: Recommender, request: BuyerRequest, language: str
+):
+    # Each pair is one text in two languages: same labels, type, date and (to HashEmbedder) vector.
+    ranked = ids(engine.recommend(request.model_copy(update={"language": language, "k": 36})))
+
+    for english, german in TRANSLATIONS:
+        if english in ranked and german in ranked:
+            preferred, other = (german, english) if language == "de" else (english, german)
+            assert ranked.index(preferred) < ranked.index(other)
+
+
+@PROPERTY
+@given(request=requests)
+def test_property_recommend_many_matches_recommend(engine: Recommender, request: BuyerRequest):
+    other = request.model_copy(
+        update={"segment": Segment.SMB if request.segment is Segment.ENTERPRISE else Segment.ENTERPRISE}
+    )
+
+    assert engine.recommend_many([request, other]) == [engine.recommend(request), engine.recommend(other)]
+
+
+# -- tagging and writes (a fresh index per test) -----------------------------------------------------------
+
+
+def newcomer(**fields) -> Asset:
+    return make_asset(
+        "new-payroll-1",
+        title="Payroll tax filing for bakeries",
+        body="Payroll tax filing explained for a bakery owner: deadlines, forms and penalties.",
+        asset_type="guide",
+        segments=["smb"],
+        stages=["awareness"],
+        roles=["owner"],
+        **fields,
+    )
+
+
+def test_an_upserted_asset_is_recommended_by_the_next_request(recommender: Recommender):
+    request = BuyerRequest(segment="smb", query="payroll tax filing bakery", k=1)
+    assert ids(recommender.recommend(request)) != ["new-payroll-1"]
+
+    recommender.upsert([newcomer()])
+
+    assert ids(recommender.recommend(request)) == ["new-payroll-1"]
+
+
+def test_an_upserted_asset_replaces_the_one_with_its_id(recommender: Recommender):
+    recommender.upsert([newcomer()])
+
+    recommender.upsert([newcomer(language="de")])
+
+    result = recommender.recommend(BuyerRequest(segment="smb", query="payroll tax filing bakery", k=12))
+    assert [item.asset.language for item in result.items if item.id == "new-payroll-1"] == ["de"]
+
+
+def test_a_deleted_asset_is_never_recommended_again(recommender: Recommender):
+    request = BuyerRequest(segment="smb", query="plans and prices per month", k=12)
+    assert "smb-dec-1" in ids(recommender.recommend(request))
+
+    recommender.delete(["smb-dec-1"])
+
+    assert "smb-dec-1" not in ids(recommender.recommend(request))
+    assert len(recommender.recommend(request).items) == 11
+    assert recommender.get("smb-dec-1") is None
+
+
+def test_deleting_an_unknown_id_deletes_nothing(recommender: Recommender):
+    with pytest.raises(AssetNotFound):
+        recommender.delete(["smb-dec-1", "no-such-asset"])
+
+    assert recommender.get("smb-dec-1") is not None
+
+
+def test_another_processs_write_is_seen_after_refresh(recommender: Recommender, index_dir: Path):
+    writer = Recommender(index_dir, HashEmbedder())
+    writer.upsert([newcomer()])
+    writer.close()
+    request = BuyerRequest(segment="smb", query="payroll tax filing bakery", k=1)
+
+    recommender.refresh()
+
+    assert ids(recommender.recommend(request)) == ["new-payroll-1"]
+
+
+def test_tag_keeps_curated_labels_and_stores_nothing(recommender: Recommender):
+    (labels,) = recommender.tag([newcomer()])
+
+    assert (labels.segments.labels, labels.stages.labels, labels.roles.labels) == (("smb",), ("awareness",), ("owner",))
+    assert labels.stages.source is LabelSource.CURATED
+    assert recommender.get("new-payroll-1") is None
+
+
+def test_tagging_an_untagged_asset_without_a_tagger_says_which_field_is_missing(recommender: Recommender):
+    with pytest.raises(ModelError, match="asset 'new-payroll-1' has no curated segments"):
+        recommender.tag([newcomer().model_copy(update={"segments": ()})])
+
+
+def test_an_untagged_asset_is_labelled_by_the_tagger_when_upserted(index_dir: Path, embedder: HashEmbedder):
+    from recommender.tagging import Tagger, TaggerInput
+    from recommender.training import curated_labels
+
+    assets = library()
+    tagger = Tagger(text_features=2**12).fit(
+        TaggerInput.of(assets, embedder.encode([a.text for a in assets])), curated_labels(assets), model=embedder.name
+    )
+    recommender = Recommender(index_dir, embedder, tagger, today=lambda: TODAY)
+    untagged = newcomer().model_copy(update={"segments": (), "stages": (), "roles": ()})
+
+    recommender.upsert([untagged])
+
+    _, labels = recommender.get("new-payroll-1")
+    assert {labels.field(f).source for f in ("segments", "stages", "roles")} == {LabelSource.PREDICTED}
+    assert labels.model_version == tagger.version
+    assert all(0.0 <= p <= 1.0 for p in labels.segments.scores.values())
+
+
+def test_a_library_of_one_asset_answers_a_query(tmp_path: Path, embedder: HashEmbedder):
+    library_file = write_jsonl(tmp_path / "library.jsonl", [make_asset("only-1")])
+    build_index([library_file], tmp_path / "index", embedder, tagger=None)
+    recommender = Recommender(tmp_path / "index", embedder)
+
+    result = recommender.recommend(BuyerRequest(segment="enterprise", query="invoice approval"))
+
+    assert ids(result) == ["only-1"]
