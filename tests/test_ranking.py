@@ -26,6 +26,8 @@ def flat_priors(**special: float) -> TypePriors:
 
 CONFIG = RankingConfig(
     weights=WEIGHTS,
+    diversity=1.0,
+    diversity_threshold=0.75,
     stage_closeness=(1.0, 0.5, 0.25, 0.0),
     freshness_half_life_days=10.0,
     type_priors=flat_priors(smb_pricing=1.0, decision_pricing=0.8),
