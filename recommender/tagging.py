@@ -47,9 +47,9 @@ class Tagger:
     """Multi-label classifier for the label fields of `LABEL_FIELDS`, scikit-learn style.
 
     Parameters:
-        C: inverse regularisation strength of every logistic regression (default 2.0).
+        C: inverse regularisation strength of every logistic regression (default 4.0).
         text_weight: scale of the text view against the embedding (default 1.0).
-        type_weight: scale of the asset-type one-hot (default 0.5).
+        type_weight: scale of the asset-type one-hot (default 0.25).
         text_features: hashed n-gram buckets (default 2**16).
         threshold: probability above which a label is predicted (default 0.5); the most likely
             label of each field is predicted when none passes.
@@ -57,9 +57,9 @@ class Tagger:
 
     def __init__(
         self,
-        C: float = 2.0,
+        C: float = 4.0,
         text_weight: float = 1.0,
-        type_weight: float = 0.5,
+        type_weight: float = 0.25,
         text_features: int = 2**16,
         threshold: float = 0.5,
     ) -> None:

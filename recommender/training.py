@@ -31,6 +31,7 @@ class CrossValidation:
     per_label: dict[str, dict[str, float]]
     macro: dict[str, float]
     per_group_macro: dict[str, dict[str, float]]
+    per_language_macro: dict[str, dict[str, float]]
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +40,7 @@ class CrossValidation:
             "macro_f1": self.macro,
             "per_label_f1": self.per_label,
             "per_group_macro_f1": self.per_group_macro,
+            "per_language_macro_f1": self.per_language_macro,
         }
 
 
@@ -81,7 +83,21 @@ def cross_validate(
         }
     per_label = {f: _per_label_f1(labels[f], predicted[f], f) for f in LABEL_FIELDS}
     macro = {f: round(float(np.mean(list(per_label[f].values()))), 4) for f in LABEL_FIELDS}
-    return CrossValidation(groups=names, per_label=per_label, macro=macro, per_group_macro=per_group)
+    languages = np.array([a.language for a in assets])
+    per_language = {
+        language: {
+            f: _macro_f1(
+                [labels[f][i] for i in np.flatnonzero(languages == language)],
+                [predicted[f][i] for i in np.flatnonzero(languages == language)],
+                f,
+            )
+            for f in LABEL_FIELDS
+        }
+        for language in sorted(set(languages))
+    }
+    return CrossValidation(
+        groups=names, per_label=per_label, macro=macro, per_group_macro=per_group, per_language_macro=per_language
+    )
 
 
 def train(assets: Sequence[Asset], embeddings: np.ndarray, *, model: str, params: dict | None = None) -> Tagger:
@@ -153,6 +169,13 @@ def render_model_card(card: dict) -> str:
             *[
                 f"| {g} | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |"
                 for g, scores in cv["per_group_macro_f1"].items()
+            ],
+            "",
+            "| language (held-out predictions) | " + " | ".join(cv["macro_f1"]) + " |",
+            "|---|" + "---|" * len(cv["macro_f1"]),
+            *[
+                f"| {language} | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |"
+                for language, scores in cv["per_language_macro_f1"].items()
             ],
             "",
         ]

@@ -113,7 +113,7 @@ def test_fit_returns_the_tagger_with_learned_attributes_and_keeps_its_parameters
     assert tagger.get_params() == {
         "C": 0.5,
         "text_weight": 1.0,
-        "type_weight": 0.5,
+        "type_weight": 0.25,
         "text_features": 4096,
         "threshold": 0.4,
     }
