@@ -3,7 +3,7 @@
 Each module registers its commands on the group `main`; importing them here assembles the CLI.
 """
 
-from recommender.cli import evaluation, index, recommend, serve, training  # noqa: F401  (registers the commands)
+from recommender.cli import batch, evaluation, index, recommend, serve, training  # noqa: F401  (registers the commands)
 from recommender.cli._common import main
 
 __all__ = ["main"]
