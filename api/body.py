@@ -7,8 +7,10 @@ from typing import Any, TypeVar
 import pydantic_core
 from flask import request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError, invalid_input
+from api.schemas import ErrorField
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,7 +35,9 @@ def json_object() -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise ApiError(422, "the request body must be a JSON object")
+        # Worded as the models word it, so every route names the field at fault the same way.
+        field = ErrorField(field="body", problem="Input should be an object")
+        raise ApiError(422, "invalid request: check body", [field])
     return value
 
 
@@ -52,8 +56,12 @@ def query_args(model: type[M]) -> M:
 def _raw_json() -> bytes:
     if request.mimetype != "application/json":
         raise ApiError(415, "send the body as JSON with the header Content-Type: application/json")
-    # Reading the body enforces MAX_CONTENT_LENGTH (413), also for chunked bodies without a length.
+    # Reading the body enforces MAX_CONTENT_LENGTH (413) when it has a Content-Length. A body without one
+    # (chunked) is cut at the limit without a word: a byte left after it means the body was too large.
     raw = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit and request.input_stream.read(1):
+        raise RequestEntityTooLarge()
     if not raw.strip():
         raise ApiError(400, "the request body is empty; send a JSON object")
     return raw

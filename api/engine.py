@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -23,9 +22,8 @@ _KEY = "recommender"
 class Engine:
     """Hands out this process's `Recommender`, opening it again after a fork."""
 
-    def __init__(self, recommender: Recommender, reopen: Callable[[Recommender], Recommender]) -> None:
+    def __init__(self, recommender: Recommender) -> None:
         self._recommender = recommender
-        self._reopen = reopen
         self._pid = os.getpid()
         self._lock = threading.Lock()
         # The parent's instance is kept, never closed here: closing its SQLite connections in a child
@@ -36,7 +34,7 @@ class Engine:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    fresh = self._reopen(self._recommender)
+                    fresh = self._recommender.reopened()
                     self._inherited.append(self._recommender)
                     self._recommender, self._pid = fresh, os.getpid()
         return self._recommender
@@ -49,7 +47,7 @@ def init_app(app: Flask) -> None:
         ranking = app.config.get("RANKING_CONFIG")
         config = RankingConfig.from_toml(ranking) if ranking else None
         ready = Recommender.load(Path(str(app.config["INDEX_DIR"])), config=config)
-    app.extensions[_KEY] = Engine(ready, _reopen)
+    app.extensions[_KEY] = Engine(ready)
 
 
 def current() -> Recommender:
@@ -62,7 +60,3 @@ def warm(app: Flask) -> None:
     recommender = app.extensions[_KEY].get()
     # The first encode of a process initialises the runtime (about a second); a visitor should not wait.
     recommender.embedder.encode_query("warm up")
-
-
-def _reopen(old: Recommender) -> Recommender:
-    return Recommender(old.store.root, old.embedder, old.tagger, old.config)

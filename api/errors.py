@@ -27,8 +27,12 @@ from recommender.errors import (
 )
 
 log = logging.getLogger(__name__)
-#: Problems echo part of the input (e.g. a bad language code); a huge value must not come back whole.
+#: Problems and field names echo part of the input (a bad language code, an unknown key): a huge one
+#: must not come back whole.
 _MAX_PROBLEM_CHARS = 300
+#: An error names at most this many fields: a body with 100,000 unknown keys gets a short answer, not
+#: a list larger than itself.
+MAX_ERROR_FIELDS = 10
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -53,9 +57,10 @@ def invalid_input(exc: ValidationError, model: type[BaseModel]) -> ApiError:
     for error in errors:
         if error["type"] == "json_invalid":
             return ApiError(400, f"the request body is not valid JSON: {error['ctx']['error']}")
-    fields = [_error_field(error, model) for error in errors]
+    fields = [_error_field(error, model) for error in errors[:MAX_ERROR_FIELDS]]
     names = ", ".join(dict.fromkeys(f.field for f in fields))
-    return ApiError(422, f"invalid request: check {names}", fields)
+    more = f" and {len(errors) - len(fields)} more problems" if len(errors) > len(fields) else ""
+    return ApiError(422, f"invalid request: check {names}{more}", fields)
 
 
 def engine_error(exc: RecommenderError) -> ApiError:
@@ -125,7 +130,7 @@ def _error_field(error: Any, model: type[BaseModel]) -> ErrorField:
         allowed = _QUOTED.findall(error["ctx"]["expected"])
     else:
         problem = error["msg"].removeprefix("Value error, ")
-    return ErrorField(field=field, problem=_clip(problem), allowed=allowed)
+    return ErrorField(field=_clip(field), problem=_clip(problem), allowed=allowed)
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

@@ -236,7 +236,9 @@ class ErrorDetail(BaseModel):
 
     status: int = Field(description="The HTTP status this error has (or would have alone, inside a batch).")
     message: str
-    fields: list[ErrorField] | None = None
+    fields: list[ErrorField] | None = Field(
+        default=None, description="The fields at fault: the first 10, the message counts any others."
+    )
 
 
 class BatchFailure(BaseModel):

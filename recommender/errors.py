@@ -19,6 +19,10 @@ class IndexCorrupt(RecommenderError):
     """An index file is missing, truncated, altered or from another model."""
 
 
+class VersionChanged(RecommenderError):
+    """A write was meant for an index version that is no longer the current one."""
+
+
 class ModelError(RecommenderError):
     """The embedding model or the tagger cannot be loaded or does not match the index."""
 

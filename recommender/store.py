@@ -39,7 +39,7 @@ import numpy as np
 
 from content_library.schema import Asset
 from recommender import ann
-from recommender.errors import AssetNotFound, IndexCorrupt, IndexNotFound
+from recommender.errors import AssetNotFound, IndexCorrupt, IndexNotFound, VersionChanged
 from recommender.features import FeatureTable
 from recommender.types import AssetLabels
 
@@ -278,14 +278,20 @@ class IndexStore:
         self,
         upserts: Sequence[tuple[Asset, AssetLabels, np.ndarray]] = (),
         deletes: Sequence[str] = (),
+        *,
+        version: str | None = None,
     ) -> int:
         """Write assets (with their labels and vectors) and delete ids in one durable transaction.
 
         Returns the sequence number of the last change. Deleting an unknown id raises AssetNotFound
-        and writes nothing.
+        and writes nothing. With `version`, the write goes there only if it is still current (else
+        VersionChanged, nothing written): a writer serving one version never writes into another.
         """
         with self.lock():
-            version = self.require_current()
+            current = self.require_current()
+            if version is not None and version != current:
+                raise VersionChanged(f"index version {current} replaced {version}")
+            version = current
             with contextlib.closing(connect(self.version_dir(version) / DATABASE)) as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:

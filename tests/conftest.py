@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -280,3 +290,129 @@ def write_rows(path: Path, rows: Sequence[dict]) -> Path:
         for row in rows:
             writer.writerow({k: "|".join(v) if isinstance(v, list) else v for k, v in row.items()})
     return path
+
+
+# -- real gunicorn servers (test_concurrency, test_kill_loops, test_corruption, test_access) -------------
+
+#: A real packaged model that loads in about two seconds, so that each server under test starts fast.
+SERVER_MODEL = "use-multilingual-v3"
+SERVER_KEY = "live-server-key-0123456789abcdef"
+CLI = str(Path(sys.executable).with_name("recommender"))
+
+
+def build_with_cli(library: Path, index_dir: Path, model: str = SERVER_MODEL) -> str:
+    """`recommender build-index` as users run it; returns the version it published."""
+    done = subprocess.run(
+        [CLI, "build-index", str(library), "--index-dir", str(index_dir), "--no-tagger", "--model", model],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`recommender serve` (gunicorn, preloaded app, gthread workers) in a process group of its own.
+
+    `call` answers (status, JSON or text); a connection cut by a killed worker raises OSError.
+    """
+
+    def __init__(self, index_dir: Path, log: Path, *, workers: int = 2, threads: int = 4, **env: str) -> None:
+        self.index_dir, self.log, self.workers, self.threads = index_dir, log, workers, threads
+        from api.auth import hash_key
+
+        self.env = {**os.environ, "RECOMMENDER_API_KEYS": f"{hash_key(SERVER_KEY)}:write", **env}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveServer:
+        from api import serve_command
+
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                serve_command(self.index_dir, "127.0.0.1", self.port, self.workers, self.threads),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.log.parent,
+                start_new_session=True,
+            )
+        self.wait_until_ready()
+        return self
+
+    def wait_until_ready(self, timeout: float = 240) -> None:
+        """Until /readyz answers 200 and every worker has been forked."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if self.call("GET", "/readyz")[0] == 200 and len(self.worker_pids()) == self.workers:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"the server was not ready within {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM, as a process manager stops it; returns the exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=60)
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, key: str | None = None, timeout: float = 120
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw, status, kind = response.read(), response.status, response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            raw, status, kind = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+        return status, json.loads(raw) if kind.startswith("application/json") and raw else raw.decode()
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def live_server(index_dir: Path, log: Path, **options: Any) -> Iterator[LiveServer]:
+    server = LiveServer(index_dir, log, **options).start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
