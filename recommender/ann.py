@@ -7,6 +7,8 @@ copy instead of each holding its own.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
@@ -86,7 +88,8 @@ def search(
         params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=selector)
     else:
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
-    scores, rows = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
+    with _one_thread():
+        scores, rows = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
     keep = rows[0] >= 0
     return scores[0][keep], rows[0][keep]
 
@@ -96,6 +99,50 @@ def vectors_of(index: faiss.Index, rows: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.zeros((0, index.d), dtype=np.float32)
     return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+def stored_vectors(index: faiss.Index) -> np.ndarray:
+    """Every stored vector as a read-only (ntotal, d) float32 array over the index's own memory (no copy).
+
+    Taking rows from it is plain numpy indexing, several times cheaper than `reconstruct_batch`
+    for the few hundred rows a request reads. The array keeps `index` alive.
+    """
+    flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    if not isinstance(flat, faiss.IndexFlat):
+        raise NotImplementedError(f"{type(flat).__name__} does not store plain vectors")
+    if flat.ntotal == 0:
+        return np.zeros((0, flat.d), dtype=np.float32)
+    return np.asarray(_Storage(index, flat))
+
+
+class _Storage:
+    """The array interface of an index's stored vectors; the array made from it holds this, and so the index."""
+
+    def __init__(self, index: faiss.Index, flat: faiss.IndexFlat) -> None:
+        self.index = index
+        address = faiss.rev_swig_ptr(flat.get_xb(), 1).__array_interface__["data"][0]
+        self.__array_interface__ = {
+            "shape": (flat.ntotal, flat.d),
+            "typestr": "<f4",
+            "data": (address, True),  # read-only
+            "version": 3,
+        }
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run FAISS on the calling thread only, for one query.
+
+    For a single query, OpenMP's extra threads only spin beside the one doing the work: on two busy
+    cores a search then took 7 times the CPU time (benchmarks/NOTES.md). The setting is per thread
+    in OpenMP, so a concurrent bulk search (an index build) keeps its threads.
+    """
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def neighbours(index: faiss.Index, vectors: np.ndarray, k: int = NEIGHBOURS, batch: int = 4096) -> np.ndarray:

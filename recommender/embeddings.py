@@ -14,9 +14,10 @@ Every vector returned is float32 and L2-normalised, so inner product is cosine s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -125,7 +126,7 @@ class SentenceTransformerEmbedder:
         return self._encode_raw([text], 1)[0]
 
     def _encode_raw(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        with self._lock:
+        with self._lock, _torch_threads(1 if len(texts) == 1 else None):
             out = self._model.encode(
                 list(texts),
                 batch_size=batch_size,
@@ -238,6 +239,27 @@ class CombinedEmbedder:
     def encode_query(self, text: str) -> np.ndarray:
         out = [part.encode_query(text) * scale for part, scale in zip(self.parts, self._scales, strict=True)]
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run torch with `threads` intra-op threads (None: leave it), then restore the setting.
+
+    One short text is too little work to share: a second thread only waits for the first, and on a
+    busy machine (a server answering requests side by side) it made one query 10 times slower
+    (benchmarks/NOTES.md). The setting is global to torch; callers hold the model's lock.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _encode_in_slices(

@@ -17,7 +17,7 @@ from content_library.schema import Asset, Role, Segment, Stage
 from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
-from recommender.errors import ModelError, RecommenderError
+from recommender.errors import IndexCorrupt, ModelError, RecommenderError, VersionChanged
 from recommender.features import ASSET_TYPES, language_code
 from recommender.ranking import BuyerContext
 from recommender.signals import resolve_stage
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 _EPOCH = dt.date(1970, 1, 1)
 #: After a failed reload of a new index version, wait this long before trying it again.
 _RELOAD_RETRY_SECONDS = 5.0
+#: A write retried when a build publishes between the write's reload and its commit.
+_WRITE_ATTEMPTS = 3
+#: Results of requests without a query kept per process (about 10 KB each).
+_RESULTS_CACHED = 4096
 
 
 class Recommender:
@@ -54,17 +58,21 @@ class Recommender:
         verify: bool = True,
         query_cache_size: int = 4096,
         today: Callable[[], dt.date] = dt.date.today,
+        _verified: str | None = None,
     ) -> None:
         self.store = IndexStore(index_dir)
         self.embedder = embedder
         self.tagger = tagger
         self.config = config or RankingConfig()
         self._verify = verify
+        self._verified = _verified
         self._today = today
+        self._query_cache_size = query_cache_size
         self._snapshot = self._open(self.store.require_current())
         self._reload_lock = threading.Lock()
         self._failed: tuple[str, float] | None = None
         self._static_cache: dict[tuple[Any, ...], np.ndarray] = {}
+        self._result_cache: dict[tuple[Any, ...], RecommendationResult] = {}
         self.embed_query = lru_cache(maxsize=query_cache_size)(self._embed_query)
 
     @classmethod
@@ -115,12 +123,30 @@ class Recommender:
                     try:
                         self._snapshot = self._open(current)
                         self._static_cache.clear()
+                        self._result_cache.clear()
                         log.info("switched to index version %s", current)
                     except RecommenderError as exc:
                         self._failed = (current, time.monotonic())
                         log.error("index version %s refused, still serving %s: %s", current, self.version, exc)
         if self._snapshot.refresh():
             self._static_cache.clear()
+            self._result_cache.clear()
+
+    def reopened(self) -> Recommender:
+        """A new instance with the same settings, for a forked process (connections are per process).
+
+        The version this instance verified is not hashed again, so forked workers start fast.
+        """
+        return Recommender(
+            self.store.root,
+            self.embedder,
+            self.tagger,
+            self.config,
+            verify=self._verify,
+            query_cache_size=self._query_cache_size,
+            today=self._today,
+            _verified=self.version,
+        )
 
     def close(self) -> None:
         """Release the index files and database connections of the version being served."""
@@ -128,8 +154,19 @@ class Recommender:
 
     def recommend(self, request: BuyerRequest) -> RecommendationResult:
         """Rank assets for one buyer; see `BuyerRequest` for the fields."""
-        query_vector = self.embed_query(_normal_query(request.query)) if request.query else None
-        return self._recommend(request, query_vector, self._snapshot)[0]
+        if request.query:
+            return self._recommend(request, self.embed_query(_normal_query(request.query)), self._snapshot)[0]
+        # Without a query the answer depends only on the request, the day and the index state, and a
+        # site's anonymous visitors share a few buyer contexts: each is ranked once per state and day.
+        snapshot = self._snapshot
+        key = (snapshot.version, snapshot.state.seq, self._today(), request)
+        result = self._result_cache.get(key)
+        if result is None:
+            result = self._recommend(request, None, snapshot)[0]
+            if len(self._result_cache) >= _RESULTS_CACHED:
+                self._result_cache.clear()
+            self._result_cache[key] = result
+        return result
 
     def recommend_many(self, requests: Sequence[BuyerRequest]) -> list[RecommendationResult | RecommenderError]:
         """Rank for many buyers at once; their queries are embedded together, a failure stays its own."""
@@ -200,15 +237,30 @@ class Recommender:
         """Insert or replace assets; durable when this returns. Returns the write's sequence number."""
         vectors = self.embedder.encode([a.text for a in assets])
         labels = label_assets(assets, vectors, self.tagger)
-        seq = self.store.apply(upserts=list(zip(assets, labels, vectors, strict=True)))
-        self.refresh()
-        return seq
+        return self._write(upserts=list(zip(assets, labels, vectors, strict=True)))
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete assets by id (AssetNotFound, and nothing deleted, if one is unknown)."""
-        seq = self.store.apply(deletes=ids)
-        self.refresh()
-        return seq
+        return self._write(deletes=ids)
+
+    def _write(self, **changes: Any) -> int:
+        # Writes go into the version this process serves, and only while it is current: a write into
+        # a version it refused to load would be acknowledged and then never read.
+        for _ in range(_WRITE_ATTEMPTS):
+            self.refresh()
+            current = self.store.current()
+            if current != self.version and self._failed is not None and self._failed[0] == current:
+                raise IndexCorrupt(
+                    f"index version {current} is current but cannot be loaded, so writes are refused; "
+                    f"rebuild the index or point CURRENT back at {self.version}"
+                )
+            try:
+                seq = self.store.apply(**changes, version=self.version)
+            except VersionChanged:
+                continue  # a build published meanwhile: switch to it and write there
+            self.refresh()
+            return seq
+        raise IndexCorrupt(f"the index version changed {_WRITE_ATTEMPTS} times during one write; try again")
 
     def get(self, asset_id: str) -> tuple[Asset, AssetLabels] | None:
         return self._snapshot.assets([asset_id]).get(asset_id)
@@ -237,7 +289,7 @@ class Recommender:
     # -- internals -----------------------------------------------------------------------------------
 
     def _open(self, version: str) -> Snapshot:
-        snapshot = Snapshot(self.store, version, verify=self._verify)
+        snapshot = Snapshot(self.store, version, verify=self._verify and version != self._verified)
         if snapshot.manifest.model != self.embedder.name or snapshot.dimension != self.embedder.dimension:
             raise ModelError(
                 f"index version {version} was built with model '{snapshot.manifest.model}' "
@@ -292,15 +344,16 @@ class Recommender:
             seen=seen_vectors,
         )
         chosen_ids = snapshot.ids_of(rows[selection.positions], state)
-        assets = snapshot.assets(chosen_ids)
+        assets = snapshot.documents(chosen_ids)
         # An item deleted by another process since the snapshot was taken is dropped.
         found = [i for i, asset_id in enumerate(chosen_ids) if asset_id in assets]
+        # Built from values checked where they came from: validating them again would only cost time.
         items = tuple(
-            RecommendedItem(
+            RecommendedItem.model_construct(
                 id=chosen_ids[i],
                 score=round(float(selection.scores[i]), 6),
                 reasons=_rounded(selection.reasons[i]),
-                asset=assets[chosen_ids[i]][0],
+                asset=assets[chosen_ids[i]],
             )
             for i in found
         )
@@ -336,13 +389,17 @@ class Recommender:
             rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]]
         similarity = None
         if query_vector is not None:
-            similarity = snapshot.vectors_of(rows, state) @ query_vector
+            similarity = ranking.cosines(snapshot.vectors_of(rows, state), query_vector)
             if config.neighbour_weight > 0:
                 neighbours = snapshot.neighbours_of(rows, state)
-                listed = np.unique(neighbours[neighbours >= 0])
-                lookup = np.zeros(int(listed.max()) + 1 if len(listed) else 0, dtype=np.float32)
-                lookup[listed] = snapshot.vectors_of(listed, state) @ query_vector
-                similarity = ranking.smoothed_relevance(similarity, neighbours, lookup, config.neighbour_weight)
+                listed = neighbours >= 0
+                # Neighbours renumbered 0..m-1 over the m distinct ones: a lookup table of m entries, not
+                # one as long as the library.
+                distinct, local = np.unique(neighbours[listed], return_inverse=True)
+                renumbered = np.full(neighbours.shape, -1, dtype=np.int64)
+                renumbered[listed] = local
+                lookup = ranking.cosines(snapshot.vectors_of(distinct, state), query_vector)
+                similarity = ranking.smoothed_relevance(similarity, renumbered, lookup, config.neighbour_weight)
         return rows, similarity
 
     def _static_candidates(
@@ -353,11 +410,16 @@ class Recommender:
         if cached is not None:
             return cached
         rows = snapshot.living_rows(state)
+        if not state.dead_count and not state.ids:
+            features = snapshot.features  # every base row lives: read the arrays in place, copy nothing
+        else:
+            features = snapshot.features_of(rows, state)
         if asset_types:
             allowed = np.array([ASSET_TYPES.index(t) for t in asset_types])
-            rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
-        components = ranking.score_components(snapshot.features_of(rows, state), None, context, self.config)
-        total = np.sum(list(components.values()), axis=0)
+            keep = np.isin(features.asset_type, allowed)
+            rows, features = rows[keep], features.take(keep)
+        components = ranking.score_components(features, None, context, self.config)
+        total = ranking.total(components)
         if len(rows) > n:
             top = np.argpartition(-total, n)[:n]
             rows = rows[top]

@@ -110,7 +110,8 @@ class FeatureTable:
         for f in dataclasses.fields(cls):
             path = folder / f"{f.name}.npy"
             try:
-                arrays[f.name] = np.load(path, mmap_mode="r", allow_pickle=False)
+                # A plain ndarray over the map: indexing a np.memmap costs a subclass wrap per call.
+                arrays[f.name] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
             except (OSError, ValueError, EOFError) as exc:
                 raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
             if len(arrays[f.name]) != n:

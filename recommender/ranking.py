@@ -51,7 +51,7 @@ def score_components(
     closeness = np.array(
         [config.stage_closeness[abs(s.position - context.stage.position)] for s in Stage], dtype=np.float32
     )
-    out["stage"] = w.stage * (features.stages * closeness).max(axis=1)
+    out["stage"] = w.stage * _row_max(features.stages, closeness)
     priors = np.array(
         [config.type_priors.prior(context.segment, context.stage, t) for t in ASSET_TYPES], dtype=np.float32
     )
@@ -64,6 +64,18 @@ def score_components(
     for name, values in out.items():
         if values.shape != (n,):
             raise ValueError(f"component {name} has shape {values.shape}, expected ({n},)")
+    return out
+
+
+def _row_max(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`(values * weights).max(axis=1)` for (n, m) values with small m, column by column.
+
+    numpy reduces a short row slowly: over a million rows of 4 this is several times faster,
+    and the floats are the same (a product is the same product, a maximum is exact).
+    """
+    out = values[:, 0] * weights[0]
+    for j in range(1, values.shape[1]):
+        np.maximum(out, values[:, j] * weights[j], out=out)
     return out
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from content_library.schema import Asset
@@ -35,6 +37,13 @@ from recommender.store import (
 from recommender.store import vector_from_blob as _vector
 from recommender.types import AssetLabels
 
+#: Parsed assets kept per process, keyed by their stored JSON: a popular asset is parsed once, not per
+#: request, and a rewritten one has new JSON, so nothing stale is ever served from here.
+_PARSED_ASSETS = 4096
+#: Superseded delta rows are dropped (and the rest renumbered) once the delta has more than this many
+#: rows and half of them are superseded: memory stays bounded when one asset is rewritten many times.
+_DELTA_SLACK = 1024
+
 
 @dataclass(frozen=True)
 class _Delta:
@@ -47,6 +56,9 @@ class _Delta:
     vectors: np.ndarray  # (m, d) float32
     features: FeatureTable
     neighbours: np.ndarray  # (m, k) int32 rows, -1 padded
+    superseded: np.ndarray  # (m,) bool: delta rows since rewritten or deleted
+    delta_rows: dict[str, int]  # id -> delta row (0-based) of every current asset in the delta
+    living: np.ndarray  # (n,) int64, read-only: every row holding a current asset
 
 
 class Snapshot:
@@ -59,12 +71,14 @@ class Snapshot:
         self.manifest: Manifest = Manifest.read(folder / MANIFEST)
         if verify:
             store.verify(version, self.manifest)
-        self.index = ann.read(folder / VECTORS)
+        self.index = _read_index(folder / VECTORS)
         if self.index.ntotal != self.manifest.asset_count or self.index.d != self.manifest.dimension:
             raise IndexCorrupt(
                 f"{folder / VECTORS} holds {self.index.ntotal} vectors of {self.index.d} dimensions, the "
                 f"manifest says {self.manifest.asset_count} of {self.manifest.dimension}; rebuild the index"
             )
+        # A view of the index's own (memory-mapped) storage, no copy.
+        self._base_vectors = ann.stored_vectors(self.index)
         self.ids = _load_rows(folder / IDS, self.manifest.asset_count)
         self.neighbours = _load_rows(folder / NEIGHBOURS, self.manifest.asset_count)
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
@@ -73,6 +87,8 @@ class Snapshot:
         self._lock = threading.Lock()
         self._watch = connect(self.db_path)
         self._data_version = -1
+        self._parsed: OrderedDict[str, Asset] = OrderedDict()
+        self._parsed_lock = threading.Lock()
         empty = FeatureTable.empty()
         self.state = _Delta(
             seq=0,
@@ -82,7 +98,11 @@ class Snapshot:
             vectors=np.zeros((0, self.dimension), np.float32),
             features=empty,
             neighbours=np.zeros((0, self.neighbours.shape[1]), np.int32),
+            superseded=np.zeros(0, dtype=bool),
+            delta_rows={},
+            living=np.arange(self.base_count),
         )
+        self.state.living.flags.writeable = False
         try:
             self.refresh()
         except sqlite3.DatabaseError as exc:  # reached without `verify`, which checks the tables first
@@ -117,48 +137,85 @@ class Snapshot:
             if not changes:
                 return False
             dead = old.dead.copy()
-            current = dict(zip(old.ids, range(len(old.ids)), strict=True))
             for change in changes:
                 if change.base_row is not None:
                     dead[change.base_row] = True
             touched = list(dict.fromkeys(c.id for c in changes))
             rows = self._fetch_rows(touched)
-            # Rewritten and deleted assets leave the delta; rewritten ones come back at its end.
-            touched_set = set(touched)
-            keep = [current[i] for i in old.ids if i not in touched_set]
-            ids = [old.ids[j] for j in keep]
-            vectors = [old.vectors[keep]]
-            features = old.features.take(np.asarray(keep, dtype=np.int64))
-            fresh_assets, fresh_labels = [], []
+            # The delta only grows: a rewritten or deleted asset's old delta row is marked superseded,
+            # never moved, so the neighbour lists already computed keep pointing at the right rows.
+            superseded = np.concatenate([old.superseded, np.zeros(len(rows), dtype=bool)])
+            delta_rows = dict(old.delta_rows)
+            for asset_id in touched:
+                previous = delta_rows.pop(asset_id, None)
+                if previous is not None:
+                    superseded[previous] = True
+            ids = list(old.ids)
+            fresh_assets, fresh_labels, fresh_vectors = [], [], []
             for asset_id in touched:
                 if asset_id in rows:
                     asset, labels, vector = rows[asset_id]
+                    delta_rows[asset_id] = len(ids)
                     ids.append(asset_id)
-                    vectors.append(vector[None, :])
                     fresh_assets.append(asset)
                     fresh_labels.append(labels)
-            features = features.concat(FeatureTable.from_assets(fresh_assets, fresh_labels))
+                    fresh_vectors.append(vector)
+            fresh = np.asarray(fresh_vectors, dtype=np.float32).reshape(len(fresh_vectors), self.dimension)
             state = _Delta(
                 seq=changes[-1].seq,
                 dead=dead,
                 dead_count=int(dead.sum()),
                 ids=tuple(ids),
-                vectors=np.vstack(vectors).astype(np.float32, copy=False),
-                features=features,
-                neighbours=self.neighbours[:0],
+                vectors=np.concatenate([old.vectors, fresh]),
+                features=old.features.concat(FeatureTable.from_assets(fresh_assets, fresh_labels)),
+                neighbours=old.neighbours,
+                superseded=superseded,
+                delta_rows=delta_rows,
+                living=old.living,
             )
-            self.state = dataclasses.replace(state, neighbours=self._delta_neighbours(state))
+            state = dataclasses.replace(state, living=_living(state))
+            state = dataclasses.replace(state, neighbours=self._with_neighbours(state, len(old.ids)))
+            if len(ids) > _DELTA_SLACK and int(superseded.sum()) * 2 > len(ids):
+                state = self._without_superseded(state)
+            self.state = state
             return True
 
-    def _delta_neighbours(self, state: _Delta) -> np.ndarray:
-        """Nearest living rows of each asset written since the build (those lists are not on disk)."""
+    def _with_neighbours(self, state: _Delta, first_new: int) -> np.ndarray:
+        """The neighbour lists of the delta, extended with those of rows `first_new`.. (just written).
+
+        Only the new rows are searched: refreshing costs what was written, not what was written before.
+        """
         k = self.neighbours.shape[1]
         out = np.full((len(state.ids), k), -1, dtype=np.int32)
-        for j, vector in enumerate(state.vectors):
-            _, rows = self.search(vector, k + 1, state)
+        out[:first_new] = state.neighbours
+        for j in range(first_new, len(state.ids)):
+            if state.superseded[j]:
+                continue
+            _, rows = self.search(state.vectors[j], k + 1, state)
             rows = rows[rows != self.base_count + j][:k]
             out[j, : len(rows)] = rows
         return out
+
+    def _without_superseded(self, state: _Delta) -> _Delta:
+        """The delta renumbered without its superseded rows (so rewriting one asset often stays bounded)."""
+        keep = np.flatnonzero(~state.superseded)
+        renumber = np.full(self.base_count + len(state.ids), -1, dtype=np.int64)
+        renumber[: self.base_count] = np.arange(self.base_count)
+        renumber[self.base_count + keep] = self.base_count + np.arange(len(keep))
+        neighbours = state.neighbours[keep]
+        listed = neighbours >= 0
+        neighbours = np.where(listed, renumber[np.where(listed, neighbours, 0)], -1).astype(np.int32)
+        ids = tuple(state.ids[j] for j in keep.tolist())
+        compacted = dataclasses.replace(
+            state,
+            ids=ids,
+            vectors=state.vectors[keep],
+            features=state.features.take(keep),
+            neighbours=neighbours,
+            superseded=np.zeros(len(keep), dtype=bool),
+            delta_rows={asset_id: j for j, asset_id in enumerate(ids)},
+        )
+        return dataclasses.replace(compacted, living=_living(compacted))
 
     def _fetch_rows(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels, np.ndarray]]:
         out = {}
@@ -179,7 +236,7 @@ class Snapshot:
     @property
     def asset_count(self) -> int:
         state = self.state
-        return self.base_count - state.dead_count + len(state.ids)
+        return self.base_count - state.dead_count + len(state.delta_rows)
 
     def search(self, query: np.ndarray, n: int, state: _Delta | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The `n` rows most similar to `query` (d,), living ones only. Returns (scores, rows), best first."""
@@ -190,7 +247,9 @@ class Snapshot:
         scores, rows = ann.search(self.index, query, n, allowed)
         if len(state.ids):
             delta_scores = state.vectors @ query
+            delta_scores[state.superseded] = -np.inf
             top = np.argsort(-delta_scores, kind="stable")[:n]
+            top = top[~state.superseded[top]]
             scores = np.concatenate([scores, delta_scores[top]])
             rows = np.concatenate([rows, top + self.base_count])
             order = np.argsort(-scores, kind="stable")[:n]
@@ -209,6 +268,11 @@ class Snapshot:
             dead = np.zeros_like(in_base)
             dead[in_base] = state.dead[out[in_base]]
             out[dead] = -1
+        in_delta = out >= self.base_count
+        if in_delta.any():
+            gone = np.zeros_like(in_delta)
+            gone[in_delta] = state.superseded[out[in_delta] - self.base_count]
+            out[gone] = -1
         return out
 
     def features_of(self, rows: np.ndarray, state: _Delta | None = None) -> FeatureTable:
@@ -229,23 +293,26 @@ class Snapshot:
     def vectors_of(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
         state = state or self.state
         base = rows < self.base_count
+        if base.all():
+            return self._base_vectors[rows]
         out = np.empty((len(rows), self.dimension), dtype=np.float32)
-        out[base] = ann.vectors_of(self.index, rows[base])
+        out[base] = self._base_vectors[rows[base]]
         out[~base] = state.vectors[rows[~base] - self.base_count]
         return out
 
     def ids_of(self, rows: np.ndarray, state: _Delta | None = None) -> list[str]:
         state = state or self.state
+        base = rows < self.base_count
+        if base.all():
+            return [raw.decode() for raw in self.ids[rows].tolist()]
         return [
             self.ids[row].decode() if row < self.base_count else state.ids[row - self.base_count]
             for row in rows.tolist()
         ]
 
     def living_rows(self, state: _Delta | None = None) -> np.ndarray:
-        """Every row that holds a current asset."""
-        state = state or self.state
-        base = np.flatnonzero(~state.dead)
-        return np.concatenate([base, np.arange(len(state.ids)) + self.base_count])
+        """Every row that holds a current asset (read-only, made once per state: no request builds it)."""
+        return (state or self.state).living
 
     def assets(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels]]:
         """The stored assets and labels of `ids` (those that exist), read in one consistent query."""
@@ -257,8 +324,32 @@ class Snapshot:
             for asset_id, asset, labels in conn.execute(
                 f"SELECT id, asset, labels FROM assets WHERE id IN ({marks})", chunk
             ):
-                out[asset_id] = (Asset.model_validate_json(asset), AssetLabels.model_validate_json(labels))
+                out[asset_id] = (self._parse(asset), AssetLabels.model_validate_json(labels))
         return out
+
+    def documents(self, ids: Sequence[str]) -> dict[str, Asset]:
+        """The stored assets of `ids` (those that exist), without their labels: what a response shows."""
+        conn = self._connection()
+        out = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for asset_id, asset in conn.execute(f"SELECT id, asset FROM assets WHERE id IN ({marks})", chunk):
+                out[asset_id] = self._parse(asset)
+        return out
+
+    def _parse(self, stored: str) -> Asset:
+        with self._parsed_lock:
+            asset = self._parsed.get(stored)
+            if asset is not None:
+                self._parsed.move_to_end(stored)
+                return asset
+        asset = Asset.model_validate_json(stored)
+        with self._parsed_lock:
+            self._parsed[stored] = asset
+            if len(self._parsed) > _PARSED_ASSETS:
+                self._parsed.popitem(last=False)
+        return asset
 
     def browse(self, filters: dict[str, str], limit: int, after: str | None) -> list[tuple[Asset, AssetLabels]]:
         """Assets in id order after `after`, matching `filters` (asset_type, language, segment, stage)."""
@@ -309,6 +400,45 @@ def open_snapshot(root: str | Path, *, verify: bool = True) -> Snapshot:
     return Snapshot(store, store.require_current(), verify=verify)
 
 
+#: FAISS indexes opened by this process (and by the process it was forked from), newest last.
+_OPEN_INDEXES: OrderedDict[tuple[str, int, int, int], faiss.Index] = OrderedDict()
+_OPEN_INDEXES_LOCK = threading.Lock()
+#: The version being served and the one it replaces during a hot reload.
+_KEEP_OPEN = 2
+
+
+def _read_index(path: Path) -> faiss.Index:
+    """The index file, read once per file and shared by every Snapshot of this process and its forks.
+
+    The vectors are memory-mapped, but an HNSW graph is read into memory: a gunicorn worker that
+    opened the file again after the fork would hold a private copy (about 270 MB at a million
+    assets). Reusing the object loaded before the fork keeps one copy, shared page for page, since
+    searching only reads it. A file changed in place (never done by the store) is read again.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return ann.read(path)  # which names the problem as IndexCorrupt
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _OPEN_INDEXES_LOCK:
+        index = _OPEN_INDEXES.get(key)
+        if index is None:
+            index = ann.read(path)
+            _OPEN_INDEXES[key] = index
+            while len(_OPEN_INDEXES) > _KEEP_OPEN:
+                _OPEN_INDEXES.popitem(last=False)
+        else:
+            _OPEN_INDEXES.move_to_end(key)
+    return index
+
+
+def _living(state: _Delta) -> np.ndarray:
+    base = np.flatnonzero(~state.dead) if state.dead_count else np.arange(len(state.dead))
+    living = np.concatenate([base, np.flatnonzero(~state.superseded) + len(state.dead)])
+    living.flags.writeable = False
+    return living
+
+
 def _load_rows(path: Path, n: int) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -316,4 +446,4 @@ def _load_rows(path: Path, n: int) -> np.ndarray:
         raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
     if len(array) != n:
         raise IndexCorrupt(f"{path} holds {len(array)} rows, the manifest says {n}; rebuild the index")
-    return array
+    return np.asarray(array)  # a plain ndarray over the map: np.memmap wraps every indexing result

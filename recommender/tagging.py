@@ -118,6 +118,7 @@ class Tagger:
     def predict(self, data: TaggerInput) -> list[AssetLabels]:
         """Predicted labels with their probabilities, one `AssetLabels` per asset."""
         proba = self.predict_proba(data)
+        version = self.version  # a hash of every array: once, not per asset
         out = []
         for i in range(len(data.texts)):
             fields = {}
@@ -129,7 +130,7 @@ class Tagger:
                     scores={name: round(float(v), 4) for name, v in zip(names, p, strict=True)},
                     source=LabelSource.PREDICTED,
                 )
-            out.append(AssetLabels(**fields, model_version=self.version))
+            out.append(AssetLabels(**fields, model_version=version))
         return out
 
     # -- persistence ---------------------------------------------------------------------------------

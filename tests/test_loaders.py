@@ -362,7 +362,9 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
         ("line 4", "roles"),
     ]
     message = str(caught.value)
-    assert message.startswith("Found 3 problem(s) in 3 record(s) of the content library. Fix them, or skip those records")
+    assert message.startswith(
+        "Found 3 problem(s) in 3 record(s) of the content library. Fix them, or skip those records"
+    )
     assert all(str(problem) in message for problem in caught.value.problems)
 
 

@@ -295,7 +295,8 @@ def test_a_map_naming_an_unknown_stage_is_refused_with_the_stages_listed(tmp_pat
         StageSignalMap.from_toml(path)
 
     assert str(caught.value) == (
-        f"{path} [enterprise]: 'purchase' is not a valid Stage; stages are awareness, consideration, decision, retention"
+        f"{path} [enterprise]: 'purchase' is not a valid Stage; "
+        "stages are awareness, consideration, decision, retention"
     )
 
 

@@ -21,7 +21,7 @@ from content_library import Asset
 from recommender import ann
 from recommender.build import build_index, compact, library_checksum
 from recommender.engine import Recommender
-from recommender.errors import AssetNotFound, IndexNotFound
+from recommender.errors import AssetNotFound, IndexNotFound, VersionChanged
 from recommender.features import FeatureTable
 from recommender.snapshot import Snapshot, open_snapshot
 from recommender.store import FORMAT_VERSION, KEEP_VERSIONS, IndexStore
@@ -233,6 +233,78 @@ def test_writes_survive_into_a_fresh_snapshot_of_the_directory(recommender: Reco
             np.testing.assert_array_equal(after[asset_id], vector)
     finally:
         fresh.close()
+
+
+def neighbour_ids(snapshot: Snapshot, asset_id: str) -> list[str]:
+    rows = snapshot.living_rows()
+    row = rows[snapshot.ids_of(rows).index(asset_id)]
+    listed = snapshot.neighbours_of(np.array([row]))[0]
+    return snapshot.ids_of(listed[listed >= 0])
+
+
+def test_an_asset_written_after_the_build_lists_a_twin_written_before_it_as_neighbour(recommender: Recommender):
+    recommender.upsert([board_pack()])
+    recommender.upsert([board_pack().model_copy(update={"id": "board-pack-copy"})])
+
+    assert neighbour_ids(recommender.snapshot, "board-pack-copy")[0] == "board-pack"
+
+
+def test_a_refresh_searches_neighbours_only_for_the_assets_just_written(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    recommender.upsert([make_asset(f"note-{i}", title=f"Release note {i}") for i in range(20)])
+    snapshot = recommender.snapshot
+    searched = []
+    original = snapshot.search
+    monkeypatch.setattr(snapshot, "search", lambda *args: searched.append(args) or original(*args))
+
+    recommender.upsert([board_pack()])
+
+    assert len(searched) == 1
+
+
+def test_rewriting_one_asset_many_times_keeps_the_delta_bounded_and_neighbours_right(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("recommender.snapshot._DELTA_SLACK", 8)
+    recommender.upsert([board_pack()])
+    recommender.upsert([board_pack().model_copy(update={"id": "board-pack-copy"})])
+
+    for i in range(40):
+        recommender.upsert([make_asset("changelog", title=f"Changelog, edition {i}")])
+
+    snapshot = recommender.snapshot
+    assert len(snapshot.state.ids) <= 2 * 8
+    assert sorted(snapshot.state.delta_rows) == ["board-pack", "board-pack-copy", "changelog"]
+    assert neighbour_ids(snapshot, "board-pack-copy")[0] == "board-pack"
+    assert search_ids(recommender, "Changelog, edition 39", 1) == ["changelog"]
+    assert recommender.get("changelog")[0].title == "Changelog, edition 39"
+    assert recommender.info()["asset_count"] == 15
+
+
+def test_a_write_meant_for_a_replaced_version_is_refused_and_writes_nothing(
+    recommender: Recommender, index_dir: Path, tmp_path: Path, small_library: list[Asset], embedder: HashEmbedder
+):
+    old = recommender.version
+    new = build_index([write_jsonl(tmp_path / "again.jsonl", small_library)], index_dir, embedder, None).manifest
+    vector = embedder.encode([board_pack().text])[0]
+    labels = recommender.tag([board_pack()])[0]
+
+    with pytest.raises(VersionChanged, match=f"^index version {new.version} replaced {old}$"):
+        recommender.store.apply(upserts=[(board_pack(), labels, vector)], version=old)
+
+    assert Recommender(index_dir, embedder).get("board-pack") is None
+
+
+def test_a_write_made_just_after_a_rebuild_lands_in_the_new_version(
+    recommender: Recommender, index_dir: Path, tmp_path: Path, small_library: list[Asset], embedder: HashEmbedder
+):
+    new = build_index([write_jsonl(tmp_path / "again.jsonl", small_library)], index_dir, embedder, None).manifest
+
+    recommender.upsert([board_pack()])
+
+    assert recommender.version == new.version
+    assert Recommender(index_dir, embedder).get("board-pack") is not None
 
 
 KILLED_AFTER_WRITING = """

@@ -1,0 +1,94 @@
+"""1. Index build: assets per second end to end against the model's own encode rate, same texts.
+
+`build_index` reads a JSON Lines library, detects nothing (languages are given), tags the assets
+(their curated labels are removed, so the shipped tagger predicts every one), embeds them, finds
+each one's neighbours and writes the version. The baseline is the model's `encode` of the same
+texts with the same batch size (64, the build's default), in the same process. Runs alternate
+raw encode and build; medians over the repetitions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+from benchmarks._common import RESULTS, Log, Table, bar_chart, median, timed
+from content_library import SAMPLE_LIBRARY, load_library
+from recommender.build import build_index
+from recommender.embeddings import Embedder
+from recommender.errors import ModelError
+from recommender.tagging import Tagger
+
+BATCH_SIZE = 64
+
+
+def library_file(path: Path, n: int) -> Path:
+    """n sample assets (cycled under new ids) without curated labels, as JSON Lines."""
+    sample = load_library(SAMPLE_LIBRARY).assets
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, asset in zip(range(n), itertools.cycle(sample)):
+            row = asset.model_dump(mode="json", exclude={"segments", "stages", "roles"})
+            row["id"] = f"{asset.id}.{i}"
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def shipped_tagger(embedder: Embedder) -> Tagger | None:
+    from models import TAGGER_DIR
+
+    try:
+        tagger = Tagger.load(TAGGER_DIR)
+    except ModelError:
+        return None
+    return tagger if tagger.model_ == embedder.name else None
+
+
+def measure(embedder: Embedder, n: int, repeats: int) -> tuple[list[float], list[float], bool]:
+    """Seconds of raw encode and of the build, per repetition, and whether the tagger ran."""
+    tagger = shipped_tagger(embedder)
+    raw, build = [], []
+    with tempfile.TemporaryDirectory(prefix="build-bench-") as folder:
+        source = library_file(Path(folder) / "library.jsonl", n)
+        texts = [a.text for a in load_library(source).assets]
+        embedder.encode(texts[:4], batch_size=BATCH_SIZE)  # the first call of a process pays one-off set-up
+        for i in range(repeats):
+            raw.append(timed(lambda: embedder.encode(texts, batch_size=BATCH_SIZE)))
+            index_dir = Path(folder) / f"index-{i}"
+            build.append(timed(lambda d=index_dir: build_index([source], d, embedder, tagger, batch_size=BATCH_SIZE)))
+    return raw, build, tagger is not None
+
+
+def run(embedder: Embedder, *, quick: bool, folder: Path = RESULTS, log: Log = print) -> Table:
+    n, repeats = (64, 3) if quick else (256, 3)
+    raw, build, tagged = measure(embedder, n, repeats)
+    raw_rate, build_rate = n / median(raw), n / median(build)
+    table = Table(
+        "index_build",
+        "Index build against the model's own encode rate",
+        ["measure", "assets/s (median)", "runs (s)", "ratio to raw encode"],
+    )
+    table.add("raw encode, same texts, batch 64", f"{raw_rate:.2f}", " ".join(f"{s:.1f}" for s in raw), "1.00")
+    table.add(
+        "build-index end to end (load, tag, embed, write)",
+        f"{build_rate:.2f}",
+        " ".join(f"{s:.1f}" for s in build),
+        f"{build_rate / raw_rate:.2f}",
+    )
+    table.notes.append(
+        f"{n} sample assets (real texts, model {embedder.name}), curated labels removed so that "
+        + ("the shipped tagger labels every one" if tagged else "no tagger runs (none matches this model)")
+        + f"; {repeats} alternating repetitions. Goal: at least 0.9 of the raw encode rate. The index of "
+        "a synthetic library is written without the model by the same code (benchmarks/library.py); "
+        "everything but the embedding is a small share of the build even at 100,000 assets (see NOTES.md)."
+    )
+    table.write(folder, "python -m benchmarks --only build")
+    bar_chart(
+        folder / "index_build.png",
+        f"Index build, {n} assets",
+        ["assets per second"],
+        {"raw encode": [raw_rate], "build-index": [build_rate]},
+        "assets/s",
+    )
+    return table
