@@ -289,7 +289,9 @@ class Recommender:
     # -- internals -----------------------------------------------------------------------------------
 
     def _open(self, version: str) -> Snapshot:
-        snapshot = Snapshot(self.store, version, verify=self._verify and version != self._verified)
+        # A version verified before the fork is neither hashed again nor re-read: its pages are cached.
+        fresh = version != self._verified
+        snapshot = Snapshot(self.store, version, verify=self._verify and fresh, warm=fresh)
         if snapshot.manifest.model != self.embedder.name or snapshot.dimension != self.embedder.dimension:
             raise ModelError(
                 f"index version {version} was built with model '{snapshot.manifest.model}' "

@@ -62,15 +62,23 @@ class _Delta:
 
 
 class Snapshot:
-    """A loaded, verified index version. Thread-safe: readers take `state` once per request."""
+    """A loaded, verified index version. Thread-safe: readers take `state` once per request.
 
-    def __init__(self, store: IndexStore, version: str, *, verify: bool = True) -> None:
+    With `warm`, the memory-mapped files are read once in the background so that the operating
+    system caches them: a query touches a few thousand scattered vector rows, and each one not yet
+    cached is a disk read (measured at a million assets: 90-320 ms per request cold, 5-7 ms warm).
+    Verifying reads every file anyway, so it warms them too.
+    """
+
+    def __init__(self, store: IndexStore, version: str, *, verify: bool = True, warm: bool = False) -> None:
         self.store = store
         self.version = version
         folder = store.version_dir(version)
         self.manifest: Manifest = Manifest.read(folder / MANIFEST)
         if verify:
             store.verify(version, self.manifest)
+        elif warm:
+            _warm_page_cache([folder / VECTORS, folder / NEIGHBOURS])
         self.index = _read_index(folder / VECTORS)
         if self.index.ntotal != self.manifest.asset_count or self.index.d != self.manifest.dimension:
             raise IndexCorrupt(
@@ -430,6 +438,20 @@ def _read_index(path: Path) -> faiss.Index:
         else:
             _OPEN_INDEXES.move_to_end(key)
     return index
+
+
+def _warm_page_cache(paths: Sequence[Path]) -> None:
+    def read_through() -> None:
+        buffer = bytearray(16 << 20)
+        for path in paths:
+            try:
+                with open(path, "rb", buffering=0) as fh:
+                    while fh.readinto(buffer):
+                        pass
+            except OSError:
+                pass  # only a speed-up: loading the file reports any real problem
+
+    threading.Thread(target=read_through, name="warm-page-cache", daemon=True).start()
 
 
 def _living(state: _Delta) -> np.ndarray:

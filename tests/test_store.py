@@ -307,6 +307,21 @@ def test_a_write_made_just_after_a_rebuild_lands_in_the_new_version(
     assert Recommender(index_dir, embedder).get("board-pack") is not None
 
 
+def test_an_index_opened_without_verification_is_read_through_once_to_warm_the_page_cache(
+    index_dir: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+):
+    warmed = []
+    monkeypatch.setattr("recommender.snapshot._warm_page_cache", lambda paths: warmed.append(sorted(paths)))
+
+    unverified = Recommender(index_dir, embedder, verify=False)
+    forked = unverified.reopened()
+    Recommender(index_dir, embedder)
+
+    folder = unverified.store.version_dir(unverified.version)
+    assert warmed == [[folder / "neighbours.npy", folder / "vectors.faiss"]]
+    assert forked.version == unverified.version
+
+
 KILLED_AFTER_WRITING = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[2])
