@@ -26,7 +26,6 @@ from conftest import make_asset, write_jsonl
 from api import serve_command
 from api.auth import hash_key
 
-pytestmark = pytest.mark.slow
 KEY = "server-test-key-0123456789abcdef"
 CLI = str(Path(sys.executable).with_name("recommender"))
 
