@@ -179,6 +179,7 @@ def _spark_rate(source: Path, work: Path, tagger: Tagger, texts: int, fake: bool
     from recommender import spark_engine
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # executors do not import benchmarks/
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers on this interpreter, not PATH's
     session = SparkSession.builder.master("local[2]").config("spark.ui.showConsoleProgress", "false").getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     rates = []

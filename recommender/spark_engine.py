@@ -23,7 +23,9 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -371,6 +373,26 @@ def _write(spark: SparkSession, result: DataFrame, fmt: OutputFormat, output: st
         raise BatchError(f"could not rename {partial_path} to {output}")
 
 
+def _local_workers_on_this_python(master: str) -> contextlib.AbstractContextManager[None]:
+    """Local Spark workers run this interpreter (which has the project), not the first `python3` on PATH.
+
+    PySpark reads only the PYSPARK_PYTHON variable, when the context starts; one set by the user wins.
+    """
+    if not master.startswith("local") or "PYSPARK_PYTHON" in os.environ:
+        return contextlib.nullcontext()
+    return _environment(PYSPARK_PYTHON=sys.executable)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key in values:
+            os.environ.pop(key, None)
+
+
 @contextlib.contextmanager
 def _session(spark: SparkSession | None, master: str, name: str) -> Iterator[SparkSession]:
     """The given or active session (left running), or a new one on `master` (stopped at the end)."""
@@ -382,7 +404,8 @@ def _session(spark: SparkSession | None, master: str, name: str) -> Iterator[Spa
         return
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
-        session = SparkSession.builder.master(master).appName(name).getOrCreate()
+        with _local_workers_on_this_python(master):
+            session = SparkSession.builder.master(master).appName(name).getOrCreate()
     try:
         yield session
     finally:

@@ -232,3 +232,37 @@ def test_recommend_batch_end_to_end_with_the_shipped_model(tmp_path: Path, batch
     lines = (tmp_path / "next.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "contact_id,stage,stage_source,asset_ids,scores,items,index_version"
     assert len(lines) == 11
+
+
+def test_tag_on_spark_end_to_end_matches_the_local_engine_with_the_venv_off_the_path(
+    tmp_path: Path, batch_assets: list[dict]
+) -> None:
+    recommender = str(Path(sys.executable).parent / "recommender")
+    write_rows(tmp_path / "assets.jsonl", batch_assets[:6])
+    # As CI and cron run it: the virtual environment is not on PATH, yet Spark's local workers need it.
+    env = {key: value for key, value in os.environ.items() if key not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [recommender, "tag", "assets.jsonl", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    on_spark = run("tagged", "--format", "jsonl", "--engine", "spark", "--master", "local[1]")
+    local = run("tagged.jsonl")
+
+    assert on_spark.returncode == 0, on_spark.stderr[-3000:]
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert on_spark.stdout.startswith("tag: read 6 records, wrote 6, skipped 0 invalid")
+    parts = sorted((tmp_path / "tagged").glob("part-*"))
+    spark_rows = [json.loads(line) for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
+    local_rows = read_jsonl(tmp_path / "tagged.jsonl")
+    labels = ("id", "segments", "stages", "roles", "language", "model_version")
+    assert [{key: row[key] for key in labels} for row in spark_rows] == [
+        {key: row[key] for key in labels} for row in local_rows
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def spark():
     here = sys.modules[__name__]
     cloudpickle.register_pickle_by_value(conftest)
     cloudpickle.register_pickle_by_value(here)
+    # Workers run this interpreter (the virtual environment's), whatever PATH says; PySpark reads the
+    # variable once, when the context starts.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("recommender-tests")
