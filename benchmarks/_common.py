@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,13 +58,18 @@ class Table:
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
 
-    def write(self, folder: Path, command: str) -> Path:
+    def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.name}.md"
-        head = f"# {self.title}\n\nMeasured {dt.date.today().isoformat()} on {machine()} with `{command}`.\n\n"
+        head = f"# {self.title}\n\nMeasured {dt.date.today().isoformat()} on {machine()} with `{invocation()}`.\n\n"
         notes = "".join(f"\n{note}\n" for note in self.notes)
         path.write_text(head + self.markdown() + "\n" + notes, encoding="utf-8")
         return path
+
+
+def invocation() -> str:
+    """The command line that is running, as a user would type it."""
+    return shlex.join(["python", "-m", "benchmarks", *sys.argv[1:]])
 
 
 def bar_chart(

@@ -133,6 +133,6 @@ def run(sizes: Sequence[int], *, model: str, seconds: float, folder: Path = RESU
         "(see the latency table for a request ranked anew). With a query every request has a new "
         "text, so the model encodes each one. p50/p99 are locust's (rounded to its histogram buckets)."
     )
-    table.write(folder, "python -m benchmarks --only http")
+    table.write(folder)
     bar_chart(folder / "http.png", "HTTP requests per second", [size_label(s) for s in sizes], chart, "requests/s")
     return table

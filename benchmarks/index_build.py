@@ -83,7 +83,7 @@ def run(embedder: Embedder, *, quick: bool, folder: Path = RESULTS, log: Log = p
         "a synthetic library is written without the model by the same code (benchmarks/library.py); "
         "everything but the embedding is a small share of the build even at 100,000 assets (see NOTES.md)."
     )
-    table.write(folder, "python -m benchmarks --only build")
+    table.write(folder)
     bar_chart(
         folder / "index_build.png",
         f"Index build, {n} assets",

@@ -217,7 +217,7 @@ def report(results: Sequence[SizeResult], sweep: dict[int, list[tuple[int, float
             + ", ".join(f"{ef}: {recall:.3f} / {ms:.2f}" for ef, recall, ms in rows)
             + f". The engine searches with efSearch = max({ann.HNSW_EF_SEARCH}, candidates asked for)."
         )
-    table.write(folder, "python -m benchmarks")
+    table.write(folder)
     approximate = [r for r in results if r.kind == "approximate"]
     bar_chart(
         folder / "latency.png",

@@ -99,7 +99,7 @@ def run(sizes: Sequence[int], *, model: str, folder: Path = RESULTS, log: Log = 
         "what the server really holds. The index files are memory-mapped and the model is loaded before the "
         "workers fork, so extra workers add little: compare PSS with workers x one worker's RSS."
     )
-    table.write(folder, "python -m benchmarks --only memory")
+    table.write(folder)
     groups = [f"{size_label(r.size)} x{r.workers}" for r in runs]
     bar_chart(
         folder / "memory.png",

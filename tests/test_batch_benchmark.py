@@ -25,7 +25,7 @@ def run_benchmark(tmp_path: Path, *options: str) -> str:
     return results.read_text(encoding="utf-8")
 
 
-def test_the_benchmark_reports_throughput_ratios_and_peak_memory(tmp_path: Path) -> None:
+def test_the_benchmark_reports_throughput_ratios_and_peak_memory_with_a_chart(tmp_path: Path) -> None:
     report = run_benchmark(tmp_path, "--no-spark")
 
     assert re.search(r"^\| raw encode, one call \| [\d.]+ texts/s \| 1\.00 \| 1\.00 \|$", report, re.M)
@@ -33,6 +33,7 @@ def test_the_benchmark_reports_throughput_ratios_and_peak_memory(tmp_path: Path)
     assert re.search(r"^\| 30 assets \| [\d,]+ MiB \| [\d,]+ s \|$", report, re.M)
     assert re.search(r"^\| 60 assets \| [\d,]+ MiB \| [\d,]+ s \|$", report, re.M)
     assert "Spark" not in report.split("\n\n")[2]
+    assert (tmp_path / "batch.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The soak (benchmarks/soak.py) runs end to end against a real server: a tiny run by default, minutes when slow.
 
-Errors and memory are asserted from the report. Its p99 verdict is about time, so the suite only
-checks that it is reported: CI runs the soak script itself, whose exit status includes it.
+Errors and memory are asserted from the report. Its p99 verdict is a wall-clock judgement, which no
+test asserts on a shared machine: the suite checks that it is reported, and `python -m benchmarks.soak`
+(run by hand or on a quiet machine) exits 1 when it fails.
 """
 
 from __future__ import annotations
