@@ -32,7 +32,8 @@ _ERRORS = {
     415: "The body is not sent with Content-Type: application/json.",
     422: "A field is invalid: the error names each one, its problem and, where there is a list, the allowed values.",
     500: "A fault of the server; the request id finds it in the log.",
-    503: "The index is not available.",
+    503: "The index is not available (writes: the version named current cannot be loaded, so nothing was "
+    "written; rebuild the index).",
 }
 _ASSET_ID = {"type": "string", "pattern": s.ASSET_ID_PATTERN}
 _LANGUAGES = sorted(language.alpha_2 for language in pycountry.languages if hasattr(language, "alpha_2"))
@@ -138,7 +139,7 @@ OPERATIONS = (
         200,
         s.WriteResponse,
         body=s.AssetPut,
-        errors=(401, 403, *_BODY_ERRORS),
+        errors=(401, 403, *_BODY_ERRORS, 503),
         path_parameters={"asset_id": "The asset's id; the body's id, if given, must equal it."},
         write=True,
     ),
@@ -151,7 +152,7 @@ OPERATIONS = (
         "Needs an API key with the write scope. Durable once answered.",
         204,
         None,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 503),
         path_parameters={"asset_id": "The asset's id."},
         write=True,
     ),
@@ -166,7 +167,7 @@ OPERATIONS = (
         200,
         s.WriteResponse,
         body=s.BulkUpsertRequest,
-        errors=(401, 403, *_BODY_ERRORS),
+        errors=(401, 403, *_BODY_ERRORS, 503),
         write=True,
     ),
     Operation(

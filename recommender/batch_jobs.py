@@ -110,6 +110,15 @@ TAG_TABLE = Table(
 )
 
 
+@dataclass(frozen=True)
+class TagItem:
+    """An asset to tag, with the input record's fields outside the asset schema (a CMS export's own ids,
+    paths...): JSON Lines output carries them through unchanged, so rows can be joined back."""
+
+    asset: Asset
+    extra: dict[str, Any]
+
+
 class TagJob:
     """Label assets: curated labels kept, missing ones predicted by the tagger, language detected.
 
@@ -143,16 +152,17 @@ class TagJob:
     def check(self, record: RawRecord) -> None:
         parse_record(_with_language(record, "en") if _lacks_language(record) else record)
 
-    def parse(self, record: RawRecord) -> Asset:
+    def parse(self, record: RawRecord) -> TagItem:
+        extra = _extra_fields(record)
         if not _lacks_language(record):
-            return parse_record(record)
+            return TagItem(parse_record(record), extra)
         asset = parse_record(_with_language(record, "en"))  # a placeholder, so the text is the validated one
-        return asset.model_copy(update={"language": detect_language(asset.text)})
+        return TagItem(asset.model_copy(update={"language": detect_language(asset.text)}), extra)
 
-    def process(self, items: Sequence[Asset]) -> list[dict[str, Any]]:
+    def process(self, items: Sequence[TagItem]) -> list[dict[str, Any]]:
         if self.embedder is None or self.tagger is None:
             raise ModelError("tagging needs an embedding model and a tagger")
-        assets = list(items)
+        assets = [item.asset for item in items]
         # Only assets missing a curated field are predicted, so only they need an embedding.
         needs = [i for i, a in enumerate(assets) if not (a.segments and a.stages and a.roles)]
         embeddings = np.zeros((len(assets), self.embedder.dimension), dtype=np.float32)
@@ -161,8 +171,9 @@ class TagJob:
             embeddings[needs] = self.embedder.encode(texts, batch_size=self.encode_batch_size)
         labels = label_assets(assets, embeddings, self.tagger)
         rows = []
-        for asset, label in zip(assets, labels, strict=True):
-            row = asset.model_dump(mode="json")
+        for item, label in zip(items, labels, strict=True):
+            asset = item.asset
+            row = {**item.extra, **asset.model_dump(mode="json")}
             for name in LABEL_FIELDS:
                 row[name] = list(label.field(name).labels)
             row["scores"] = {name: label.field(name).scores for name in LABEL_FIELDS}
@@ -171,11 +182,21 @@ class TagJob:
             rows.append(row)
         return rows
 
-    def dump(self, item: Asset) -> str:
-        return item.model_dump_json()
+    def dump(self, item: TagItem) -> str:
+        return json.dumps({"asset": item.asset.model_dump(mode="json"), "extra": item.extra}, ensure_ascii=False)
 
-    def load(self, text: str) -> Asset:
-        return Asset.model_validate_json(text)
+    def load(self, text: str) -> TagItem:
+        data = json.loads(text)
+        return TagItem(Asset.model_validate(data["asset"]), data["extra"])
+
+
+_ASSET_FIELDS = frozenset(Asset.model_fields)
+
+
+def _extra_fields(record: RawRecord) -> dict[str, Any]:
+    extra = {str(key).strip(): value for key, value in record.data.items() if str(key).strip() not in _ASSET_FIELDS}
+    # Parquet hands over dates, decimals and bytes: written back as JSON text would show them.
+    return json.loads(json.dumps(extra, default=str, ensure_ascii=False))
 
 
 def _lacks_language(record: RawRecord) -> bool:

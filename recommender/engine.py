@@ -184,11 +184,11 @@ class Recommender:
 
     def sequence(
         self,
-        segment: Segment,
-        stage: Stage,
+        segment: Segment | str,
+        stage: Stage | str,
         steps: int,
         *,
-        role: Role | None = None,
+        role: Role | str | None = None,
         query: str | None = None,
         language: str | None = None,
         exclude: Sequence[str] = (),
@@ -198,6 +198,8 @@ class Recommender:
         Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
         remainder); a sequence starting at decision or retention continues into retention.
         """
+        segment, stage = Segment(segment), Stage(stage)  # plain strings are welcome, as in BuyerRequest
+        role = Role(role) if role is not None else None
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
         per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]
@@ -206,17 +208,19 @@ class Recommender:
         query_vector = self.embed_query(_normal_query(query)) if query else None
         snapshot = self._snapshot
         chosen_vectors = np.zeros((0, snapshot.dimension), dtype=np.float32)
+        chosen_languages = np.zeros(0, dtype=np.int64)
         for step_stage, count in zip(stages, per_stage, strict=True):
             for _ in range(count):
                 request = BuyerRequest(segment=segment, role=role, stage=step_stage, language=language, k=1)
-                result, vectors = self._recommend(
-                    request, query_vector, snapshot, seen_vectors=chosen_vectors, also_exclude=seen
+                result, vectors, languages = self._recommend(
+                    request, query_vector, snapshot, seen=(chosen_vectors, chosen_languages), also_exclude=seen
                 )
                 if not result.items:
                     return out
                 out.append((step_stage, result.items[0]))
                 seen.add(result.items[0].id)
                 chosen_vectors = np.vstack([chosen_vectors, vectors[:1]])
+                chosen_languages = np.concatenate([chosen_languages, languages[:1]])
         return out
 
     def search(self, text: str, k: int = 10) -> list[tuple[str, float, Asset]]:
@@ -317,10 +321,11 @@ class Recommender:
         request: BuyerRequest,
         query_vector: np.ndarray | None,
         snapshot: Snapshot,
-        seen_vectors: np.ndarray | None = None,
+        seen: tuple[np.ndarray, np.ndarray] | None = None,
         also_exclude: set[str] | frozenset[str] = frozenset(),
-    ) -> tuple[RecommendationResult, np.ndarray]:
-        """The result, and the vectors of its items in order (a sequence avoids their look-alikes)."""
+    ) -> tuple[RecommendationResult, np.ndarray, np.ndarray]:
+        """The result, and the vectors and languages of its items in order (a sequence avoids their
+        look-alikes: `seen` are those of the items it already holds)."""
         stage, source = resolve_stage(
             request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
         )
@@ -336,6 +341,10 @@ class Recommender:
         rows, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
         vectors = snapshot.vectors_of(rows, state)
+        if similarity is not None and context.language is not None:
+            similarity = ranking.transfer_relevance(
+                similarity, vectors, features.language, context.language, self.config.translation_threshold
+            )
         components = ranking.score_components(features, similarity, context, self.config)
         selection = ranking.select(
             components,
@@ -343,7 +352,10 @@ class Recommender:
             features.asset_type,
             request.k,
             self.config,
-            seen=seen_vectors,
+            seen=seen[0] if seen is not None else None,
+            languages=features.language,
+            seen_languages=seen[1] if seen is not None else None,
+            preferred=context.language,
         )
         chosen_ids = snapshot.ids_of(rows[selection.positions], state)
         assets = snapshot.documents(chosen_ids)
@@ -360,7 +372,8 @@ class Recommender:
             for i in found
         )
         result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
-        return result, vectors[selection.positions[found]]
+        chosen = selection.positions[found]
+        return result, vectors[chosen], features.language[chosen]
 
     def _candidates(
         self,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from content_library.schema import Asset
+from content_library.schema import Asset, Stage
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder
 from recommender.engine import Recommender
@@ -128,6 +128,61 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise RecommenderError(f"{path}, line {number}: not a judgement qid/id/grade ({exc})") from exc
     return dict(out)
+
+
+def read_expected_stages(path: str | Path) -> dict[str, Stage]:
+    """Judged stages: lines with a `qid` and an `expected_stage` (other fields are ignored)."""
+    out = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            out[str(raw["qid"])] = Stage(raw["expected_stage"])
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            raise RecommenderError(f"{path}, line {number}: not a judged stage qid/expected_stage ({exc})") from exc
+    return out
+
+
+@dataclass(frozen=True)
+class StageAgreement:
+    """How often the stage the engine infers is the one a person judged, over requests that do not
+    give their stage (from signals, or the default when there are none)."""
+
+    agree: int
+    judged: int
+    misses: tuple[tuple[str, str, str], ...]  # (qid, judged stage, inferred stage)
+
+    @property
+    def rate(self) -> float:
+        return self.agree / self.judged if self.judged else float("nan")
+
+    def line(self) -> str:
+        missed = "".join(f"\n  {qid}: judged {judged}, inferred {inferred}" for qid, judged, inferred in self.misses)
+        return (
+            f"Stage inference: {self.agree} of {self.judged} requests without a given stage agree with the "
+            f"judged stage ({self.rate:.1%}){missed}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {"agree": self.agree, "judged": self.judged, "rate": round(self.rate, 4), "misses": self.misses}
+
+
+def stage_agreement(
+    requests: Sequence[EvalRequest], expected: dict[str, Stage], config: RankingConfig
+) -> StageAgreement:
+    agree, judged, misses = 0, 0, []
+    for item in requests:
+        request = item.request
+        if request.stage is not None or item.qid not in expected:
+            continue
+        inferred, _ = resolve_stage(request.segment, None, request.signals, config.stage_signals, config.default_stage)
+        judged += 1
+        if inferred == expected[item.qid]:
+            agree += 1
+        else:
+            misses.append((item.qid, expected[item.qid].value, inferred.value))
+    return StageAgreement(agree, judged, tuple(misses))
 
 
 def request_words(request: BuyerRequest) -> str:

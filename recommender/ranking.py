@@ -128,6 +128,27 @@ class Selection:
     reasons: list[dict[str, float]]
 
 
+def transfer_relevance(
+    similarity: np.ndarray, vectors: np.ndarray, languages: np.ndarray, preferred: int, threshold: float
+) -> np.ndarray:
+    """Relevance with each candidate in the `preferred` language raised to that of the most relevant
+    candidate in another language it is at least `threshold` similar to (taken for its translation).
+
+    A visitor reading German who asks in English should get the German version of the best English
+    match: the query's language otherwise gives the original a lead that no language bonus closes
+    without also pushing off-topic German assets up.
+    """
+    mine = languages == preferred
+    if threshold >= 1.0 or mine.all() or not mine.any():
+        return similarity
+    others = np.flatnonzero(~mine)
+    paired = (vectors[mine] @ vectors[others].T) >= threshold
+    inherited = np.where(paired, similarity[others][None, :], -np.inf).max(axis=1)
+    out = similarity.copy()
+    out[mine] = np.maximum(similarity[mine], inherited)
+    return out
+
+
 def select(
     components: dict[str, np.ndarray],
     vectors: np.ndarray,
@@ -135,15 +156,23 @@ def select(
     k: int,
     config: RankingConfig,
     seen: np.ndarray | None = None,
+    *,
+    languages: np.ndarray | None = None,
+    seen_languages: np.ndarray | None = None,
+    preferred: int | None = None,
 ) -> Selection:
     """Greedy maximal-marginal-relevance selection of k candidates, with a cap per asset type.
 
     `vectors` (n, d) are the candidates' embeddings. A candidate as similar as
     `diversity_threshold` or more to one already chosen pays a penalty growing linearly to
     `diversity` for an identical vector, so near-duplicates (an asset and its translation, two
-    versions of one datasheet) do not fill the list while on-topic variety stays. `seen` (m, d)
-    are vectors of items shown before (earlier steps of a sequence): they count as chosen. The
-    result is sorted by final score.
+    versions of one datasheet) do not fill the list while on-topic variety stays. With the
+    candidates' `languages`, a candidate in another language than a chosen item and at least
+    `translation_threshold` similar to it is taken for its translation and pays the full penalty;
+    when the visitor's language is known (`preferred`), only candidates in other languages pay it,
+    for an item in the visitor's language. `seen` (m, d) are vectors of items shown before (earlier
+    steps of a sequence), in `seen_languages`: they count as chosen. The result is sorted by final
+    score.
     """
     names = [name for name in COMPONENTS if name in components]
     base = np.sum([components[name] for name in names], axis=0) if names else np.zeros(len(asset_types))
@@ -153,13 +182,18 @@ def select(
     available = np.ones(n, dtype=bool)
     type_counts = np.zeros(len(ASSET_TYPES), dtype=np.int64)
     threshold = config.diversity_threshold
+    translations = languages is not None and config.translation_threshold < 1.0
 
-    def similar(to: np.ndarray) -> np.ndarray:
+    def similar(to: np.ndarray, language: int | None) -> np.ndarray:
         similarity = cosines(vectors, to)
+        if translations and language is not None and (preferred is None or language == preferred):
+            other = languages != language
+            similarity = np.where(other & (similarity >= config.translation_threshold), 1.0, similarity)
         return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
 
     if config.diversity > 0 and seen is not None and len(seen):
-        penalty = np.max([similar(v) for v in seen], axis=0)
+        seen_in = seen_languages if seen_languages is not None else [None] * len(seen)
+        penalty = np.max([similar(v, lang) for v, lang in zip(seen, seen_in, strict=True)], axis=0)
     positions, scores, reasons = [], [], []
     for _ in range(min(k, n)):
         if not available.any():
@@ -178,7 +212,7 @@ def select(
         if config.max_per_type and type_counts[kind] >= config.max_per_type:
             available &= asset_types != kind
         if config.diversity > 0:
-            penalty = np.maximum(penalty, similar(vectors[pick]))
+            penalty = np.maximum(penalty, similar(vectors[pick], None if languages is None else languages[pick]))
     # Filling up past the type cap can pick an item that outscores the one before it.
     order = np.argsort(-np.asarray(scores), kind="stable")
     return Selection(

@@ -247,3 +247,57 @@ def test_a_long_text_is_the_length_weighted_mean_of_its_windows(minilm: Sentence
 
     np.testing.assert_allclose(minilm.encode([LONG_TEXT])[0], pooled / np.linalg.norm(pooled), atol=1e-5)
     assert cosine(minilm.encode([LONG_TEXT])[0], windows[0]) < 0.999
+
+
+@pytest.fixture(scope="session")
+def translated_index(combined: CombinedEmbedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five English sample assets and their German versions, indexed with the default model."""
+    from content_library import SAMPLE_LIBRARY, load_library
+    from recommender.build import build_index
+
+    assets = {a.id: a for a in load_library(SAMPLE_LIBRARY).assets}
+    chosen = [i for i in sorted(assets) if i.startswith("ledgerly-") and f"{i}-de" in assets][:5]
+    folder = tmp_path_factory.mktemp("translated")
+    library = folder / "library.jsonl"
+    library.write_text(
+        "".join(assets[i].model_dump_json() + "\n" for i in chosen + [f"{i}-de" for i in chosen]), encoding="utf-8"
+    )
+    build_index([library], folder / "index", combined, None)
+    return folder / "index"
+
+
+def test_a_german_visitor_asking_in_english_gets_the_german_version_first(
+    translated_index: Path, combined: CombinedEmbedder
+):
+    from recommender import BuyerRequest, Recommender
+
+    recommender = Recommender(translated_index, combined)
+    originals = [i for i in recommender.snapshot.ids_of(recommender.snapshot.living_rows()) if not i.endswith("-de")]
+    for original in originals:
+        asset, labels = recommender.get(original)
+        request = BuyerRequest(
+            segment=labels.segments.labels[0], stage=labels.stages.labels[0], query=asset.title, language="de", k=5
+        )
+
+        ranked = [item.id for item in recommender.recommend(request).items]
+
+        assert ranked[0] == f"{original}-de"
+        assert original not in ranked or ranked.index(original) > 0
+
+
+def test_for_an_english_visitor_the_translation_of_a_listed_asset_pays_the_full_diversity_penalty(
+    translated_index: Path, combined: CombinedEmbedder
+):
+    from recommender import BuyerRequest, Recommender
+
+    recommender = Recommender(translated_index, combined)
+    asset, labels = recommender.get("ledgerly-0017")
+    request = BuyerRequest(
+        segment=labels.segments.labels[0], stage=labels.stages.labels[0], query=asset.title, language="en", k=10
+    )
+
+    items = {item.id: item for item in recommender.recommend(request).items}
+
+    # The pair sits below the near-duplicate threshold (0.75): only translation handling makes it pay.
+    assert list(items)[0] == "ledgerly-0017"
+    assert items["ledgerly-0017-de"].reasons["diversity"] == -recommender.config.diversity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from click.testing import CliRunner
 from conftest import HashEmbedder
 
 from content_library import Asset
+from content_library.schema import Stage
 from recommender.cli import main
+from recommender.config import RankingConfig
 from recommender.engine import Recommender
 from recommender.errors import RecommenderError
 from recommender.evaluation import (
@@ -23,6 +26,7 @@ from recommender.evaluation import (
     read_qrels,
     read_requests,
     request_words,
+    stage_agreement,
 )
 from recommender.store import IndexStore
 from recommender.types import BuyerRequest, LabelSource
@@ -366,7 +370,7 @@ def test_evaluate_json_prints_the_rows_evaluate_computes(
     result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == report.table()
+    assert json.loads(result.output)["ranking"] == report.table()
 
 
 def test_evaluate_with_a_bad_request_file_fails_with_one_line_naming_the_line(
@@ -379,3 +383,35 @@ def test_evaluate_with_a_bad_request_file_fails_with_one_line_naming_the_line(
 
     assert result.exit_code == 1
     assert result.output == f"Error: {requests}, line 2: not a valid request (segment: Field required)\n"
+
+
+# -- stage inference against judged stages ------------------------------------------------------------------
+
+
+def test_stage_agreement_counts_requests_without_a_given_stage_and_names_each_miss():
+    asked = [
+        EvalRequest("given", BuyerRequest(segment="smb", stage="awareness")),
+        EvalRequest("signals", BuyerRequest(segment="enterprise", signals=["demo", "technical_discussion"])),
+        EvalRequest("wrong", BuyerRequest(segment="smb", signals=["pricing_page_view"])),
+        EvalRequest("nothing", BuyerRequest(segment="smb")),
+        EvalRequest("unjudged", BuyerRequest(segment="smb", signals=["demo"])),
+    ]
+    judged = {"given": Stage.RETENTION, "signals": Stage.DECISION, "wrong": Stage.AWARENESS, "nothing": Stage.DECISION}
+
+    agreement = stage_agreement(asked, judged, RankingConfig())
+
+    assert (agreement.agree, agreement.judged) == (1, 3)
+    assert agreement.misses == (("wrong", "awareness", "decision"), ("nothing", "decision", "awareness"))
+
+
+def test_evaluate_reports_stage_inference_against_a_judged_stages_file(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
+):
+    requests, qrels = files
+    lines = [json.dumps({"qid": r.qid, "expected_stage": "consideration"}) for r in REQUESTS if r.request.stage is None]
+    stages = write_lines(tmp_path / "stages.jsonl", lines)
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--stages", stages)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^Stage inference: \d+ of 3 requests without a given stage agree", result.output, re.M)

@@ -10,7 +10,7 @@ import pytest
 from content_library.schema import AssetType, Role, Segment, Stage
 from recommender.config import RankingConfig, RankingWeights, TypePriors
 from recommender.features import ASSET_TYPES, NO_DATE, FeatureTable, language_code
-from recommender.ranking import BuyerContext, score_components, select, smoothed_relevance
+from recommender.ranking import BuyerContext, score_components, select, smoothed_relevance, transfer_relevance
 
 WEIGHTS = RankingWeights(relevance=2.0, segment=1.0, role=0.5, stage=1.0, type_prior=0.2, language=0.4, freshness=0.1)
 
@@ -294,3 +294,82 @@ def test_seen_vectors_are_ignored_when_diversity_is_off():
     chosen = select({"segment": np.array([1.0, 0.5])}, vectors, np.zeros(2, np.int8), 2, PLAIN, seen=vectors[:1])
 
     assert chosen.positions.tolist() == [0, 1]
+
+
+# -- translations ------------------------------------------------------------------------------------------
+
+#: a (English) and b (German) are translations at cosine 0.6; c (German) is another topic.
+TRANSLATED = np.stack([unit(1, 0, 0), unit(0.6, 0.8, 0), unit(0, 0, 1)])
+TRANSLATED_LANGUAGES = np.array([EN, DE, DE])
+TRANSLATING = dataclasses.replace(CONFIG, translation_threshold=0.55, max_per_type=0)
+
+
+def test_a_candidate_in_the_visitors_language_inherits_the_relevance_of_the_one_it_translates():
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    raised = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.55)
+
+    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
+    assert similarity.tolist() == pytest.approx([0.8, 0.5, 0.3])
+
+
+def test_candidates_less_similar_than_the_translation_threshold_keep_their_relevance():
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    kept = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65)
+
+    assert kept.tolist() == pytest.approx([0.8, 0.5, 0.3])
+
+
+def test_a_translation_of_a_chosen_item_pays_the_full_penalty_though_below_the_diversity_threshold():
+    chosen = select(
+        {"segment": np.array([1.0, 0.9, 0.2])},
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        TRANSLATING,
+        languages=TRANSLATED_LANGUAGES,
+    )
+
+    assert chosen.positions.tolist() == [0, 2, 1]
+    assert chosen.reasons[2]["diversity"] == -TRANSLATING.diversity
+
+
+def test_with_the_visitors_language_known_only_the_other_language_version_pays_for_a_translation():
+    # The German visitor's German version was chosen first: the English original pays; had the
+    # English one come first (it cannot here), the German one would not.
+    chosen = select(
+        {"segment": np.array([0.9, 1.0, 0.2])},
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        TRANSLATING,
+        languages=TRANSLATED_LANGUAGES,
+        preferred=DE,
+    )
+    english_first = select(
+        {"segment": np.array([1.0, 0.9, 0.2])},
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        TRANSLATING,
+        languages=TRANSLATED_LANGUAGES,
+        preferred=DE,
+    )
+
+    assert chosen.positions.tolist() == [1, 2, 0]
+    assert english_first.positions.tolist() == [0, 1, 2]
+    assert english_first.reasons[1]["diversity"] == 0.0
+
+
+def test_a_translation_threshold_of_one_turns_translation_handling_off():
+    chosen = select(
+        {"segment": np.array([1.0, 0.9, 0.2])},
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        dataclasses.replace(TRANSLATING, translation_threshold=1.0),
+        languages=TRANSLATED_LANGUAGES,
+    )
+
+    assert chosen.positions.tolist() == [0, 1, 2]

@@ -31,6 +31,15 @@ def _requests_options(func):
         show_default="the shipped development set",
         help="Requests, one JSON per line: the recommend fields plus a qid.",
     )(func)
+    func = click.option(
+        "--stages",
+        "stages_path",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=DEVSET / "judgements.jsonl",
+        show_default="the shipped development set",
+        help="Judged stages, one JSON per line: qid, expected_stage. Requests without a given stage are "
+        "checked against them (qids not in the file are skipped).",
+    )(func)
     return click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")(func)
 
 
@@ -39,7 +48,9 @@ def _requests_options(func):
 @_requests_options
 @config_option
 @user_errors
-def evaluate(index_dir: Path, requests: Path, qrels: Path, as_json: bool, config_path: Path | None) -> None:
+def evaluate(
+    index_dir: Path, requests: Path, qrels: Path, stages_path: Path, as_json: bool, config_path: Path | None
+) -> None:
     """nDCG@10 and precision@10 of the engine and of BM25 and dense baselines on judged requests.
 
     Broken down per segment, stage source, language and query presence.
@@ -48,11 +59,18 @@ def evaluate(index_dir: Path, requests: Path, qrels: Path, as_json: bool, config
     """
     from recommender.engine import Recommender
     from recommender.evaluation import evaluate as run
-    from recommender.evaluation import read_qrels, read_requests
+    from recommender.evaluation import read_expected_stages, read_qrels, read_requests, stage_agreement
 
-    config = RankingConfig.from_toml(config_path) if config_path else None
-    report = run(Recommender.load(index_dir, config=config), read_requests(requests), read_qrels(qrels))
-    _print(report.table(), as_json)
+    recommender = Recommender.load(index_dir, config=RankingConfig.from_toml(config_path) if config_path else None)
+    asked = read_requests(requests)
+    report = run(recommender, asked, read_qrels(qrels))
+    stages = stage_agreement(asked, read_expected_stages(stages_path), recommender.config)
+    if as_json:
+        click.echo(json.dumps({"ranking": report.table(), "stage_inference": stages.as_dict()}, indent=2))
+        return
+    _print(report.table(), False)
+    if stages.judged:
+        click.echo("\n" + stages.line())
 
 
 @main.command("evaluate-holdout")
@@ -62,7 +80,13 @@ def evaluate(index_dir: Path, requests: Path, qrels: Path, as_json: bool, config
 @config_option
 @user_errors
 def evaluate_holdout(
-    library: tuple[Path, ...], requests: Path, qrels: Path, as_json: bool, model: str, config_path: Path | None
+    library: tuple[Path, ...],
+    requests: Path,
+    qrels: Path,
+    stages_path: Path,
+    as_json: bool,
+    model: str,
+    config_path: Path | None,
 ) -> None:
     """Ranking and tagging quality on vendors the models never saw (default: the sample library).
 
@@ -73,26 +97,36 @@ def evaluate_holdout(
     Example: recommender evaluate-holdout
     """
     from recommender.embeddings import load_embedder
-    from recommender.evaluation import holdout_evaluation, read_qrels, read_requests
+    from recommender.evaluation import (
+        holdout_evaluation,
+        read_expected_stages,
+        read_qrels,
+        read_requests,
+        stage_agreement,
+    )
     from recommender.training import cross_validate
 
     assets = load_library(*(library or [SAMPLE_LIBRARY])).assets
     embedder = load_embedder(model)
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
-    config = RankingConfig.from_toml(config_path) if config_path else None
+    config = RankingConfig.from_toml(config_path) if config_path else RankingConfig()
+    asked = read_requests(requests)
     with tempfile.TemporaryDirectory(prefix="holdout-") as work:
-        report = holdout_evaluation(
-            assets, embeddings, embedder, read_requests(requests), read_qrels(qrels), work, config=config
-        )
+        report = holdout_evaluation(assets, embeddings, embedder, asked, read_qrels(qrels), work, config=config)
     cv = cross_validate(assets, embeddings, model=embedder.name)
+    stages = stage_agreement(asked, read_expected_stages(stages_path), config)
     rows = report.table()
     if as_json:
-        click.echo(json.dumps({"ranking": rows, "tagging": cv.as_dict()}, indent=2))
+        click.echo(
+            json.dumps({"ranking": rows, "tagging": cv.as_dict(), "stage_inference": stages.as_dict()}, indent=2)
+        )
         return
     _print(rows, False)
     click.echo(
         "\nTagging, held-out vendor, macro-F1 per field: " + ", ".join(f"{k} {v:.3f}" for k, v in cv.macro.items())
     )
+    if stages.judged:
+        click.echo(stages.line())
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
