@@ -83,6 +83,17 @@ def test_each_output_row_is_the_asset_with_labels_scores_language_and_model_vers
     assert list(rows[1]["scores"]["stages"]) == ["awareness", "consideration", "decision", "retention"]
 
 
+def test_the_inputs_own_fields_are_carried_through_to_json_lines_so_rows_join_back(
+    tmp_path: Path, batch_assets: list[dict], tagger: Tagger
+) -> None:
+    row = {**batch_assets[1], "cms_path": "/resources/ap-guide", "cms": {"node": 17, "draft": False}}
+    tag(write_rows(tmp_path / "in.jsonl", [row]), tmp_path / "out.jsonl", tagger)
+
+    (out,) = read_jsonl(tmp_path / "out.jsonl")
+    assert (out["cms_path"], out["cms"]) == ("/resources/ap-guide", {"node": 17, "draft": False})
+    assert list(out)[-len(ASSET_FIELDS) :] == ASSET_FIELDS
+
+
 def test_curated_labels_are_kept_and_missing_ones_predicted(
     tmp_path: Path, batch_assets: list[dict], tagger: Tagger
 ) -> None:
