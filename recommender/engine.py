@@ -299,8 +299,8 @@ class Recommender:
         if snapshot.manifest.model != self.embedder.name or snapshot.dimension != self.embedder.dimension:
             raise ModelError(
                 f"index version {version} was built with model '{snapshot.manifest.model}' "
-                f"({snapshot.dimension} dimensions) but '{self.embedder.name}' is loaded; "
-                f"load the index with that model or rebuild it"
+                f"({snapshot.dimension} dimensions) but '{self.embedder.name}' ({self.embedder.dimension} "
+                f"dimensions) is loaded; load the index with that model or rebuild it"
             )
         return snapshot
 

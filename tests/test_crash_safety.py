@@ -325,7 +325,8 @@ def test_an_index_loaded_with_another_model_is_refused_naming_both(index_dir: Pa
         ModelError,
         match=(
             r"^index version \S+ was built with model 'test-hash-64' \(64 dimensions\) "
-            rf"but '{loaded.name}' is loaded; load the index with that model or rebuild it$"
+            rf"but '{loaded.name}' \({loaded.dimension} dimensions\) is loaded; load the index with that model "
+            r"or rebuild it$"
         ),
     ):
         Recommender(index_dir, loaded)

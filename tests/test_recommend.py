@@ -317,6 +317,20 @@ def test_recommend_many_of_nothing_is_nothing(engine: Recommender):
     assert engine.recommend_many([]) == []
 
 
+def test_a_query_asked_again_is_not_embedded_again_whatever_its_spacing(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    engine.embed_query.cache_clear()
+    encoded = []
+    original = engine.embedder.encode_query
+    monkeypatch.setattr(engine.embedder, "encode_query", lambda text: encoded.append(text) or original(text))
+
+    for query in ("invoice approval", " invoice   approval ", "invoice approval"):
+        engine.recommend(BuyerRequest(segment="enterprise", query=query, k=3))
+
+    assert len(encoded) == 1
+
+
 # -- nurture sequences -------------------------------------------------------------------------------------
 
 
