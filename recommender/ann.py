@@ -94,13 +94,6 @@ def search(
     return scores[0][keep], rows[0][keep]
 
 
-def vectors_of(index: faiss.Index, rows: np.ndarray) -> np.ndarray:
-    """The stored vectors of `rows`, shape (len(rows), d)."""
-    if len(rows) == 0:
-        return np.zeros((0, index.d), dtype=np.float32)
-    return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-
-
 def stored_vectors(index: faiss.Index) -> np.ndarray:
     """Every stored vector as a read-only (ntotal, d) float32 array over the index's own memory (no copy).
 

@@ -117,6 +117,7 @@ class TagItem:
 
     asset: Asset
     extra: dict[str, Any]
+    detected_language: str
 
 
 class TagJob:
@@ -155,9 +156,11 @@ class TagJob:
     def parse(self, record: RawRecord) -> TagItem:
         extra = _extra_fields(record)
         if not _lacks_language(record):
-            return TagItem(parse_record(record), extra)
+            asset = parse_record(record)
+            return TagItem(asset, extra, detect_language(asset.text))
         asset = parse_record(_with_language(record, "en"))  # a placeholder, so the text is the validated one
-        return TagItem(asset.model_copy(update={"language": detect_language(asset.text)}), extra)
+        detected = detect_language(asset.text)
+        return TagItem(asset.model_copy(update={"language": detected}), extra, detected)
 
     def process(self, items: Sequence[TagItem]) -> list[dict[str, Any]]:
         if self.embedder is None or self.tagger is None:
@@ -177,17 +180,18 @@ class TagJob:
             for name in LABEL_FIELDS:
                 row[name] = list(label.field(name).labels)
             row["scores"] = {name: label.field(name).scores for name in LABEL_FIELDS}
-            row["detected_language"] = detect_language(asset.text)
+            row["detected_language"] = item.detected_language
             row["model_version"] = label.model_version
             rows.append(row)
         return rows
 
     def dump(self, item: TagItem) -> str:
-        return json.dumps({"asset": item.asset.model_dump(mode="json"), "extra": item.extra}, ensure_ascii=False)
+        asset = item.asset.model_dump(mode="json")
+        return json.dumps({"asset": asset, "extra": item.extra, "detected": item.detected_language}, ensure_ascii=False)
 
     def load(self, text: str) -> TagItem:
         data = json.loads(text)
-        return TagItem(Asset.model_validate(data["asset"]), data["extra"])
+        return TagItem(Asset.model_validate(data["asset"]), data["extra"], data["detected"])
 
 
 _ASSET_FIELDS = frozenset(Asset.model_fields)

@@ -122,15 +122,18 @@ class Recommender:
                 if current != self._snapshot.version and not self._recently_failed(current):
                     try:
                         self._snapshot = self._open(current)
-                        self._static_cache.clear()
-                        self._result_cache.clear()
+                        self._forget_rankings()
                         log.info("switched to index version %s", current)
                     except RecommenderError as exc:
                         self._failed = (current, time.monotonic())
                         log.error("index version %s refused, still serving %s: %s", current, self.version, exc)
         if self._snapshot.refresh():
-            self._static_cache.clear()
-            self._result_cache.clear()
+            self._forget_rankings()
+
+    def _forget_rankings(self) -> None:
+        # Both caches are keyed by version and write state too; clearing frees what no key can reach.
+        self._static_cache.clear()
+        self._result_cache.clear()
 
     def reopened(self) -> Recommender:
         """A new instance with the same settings, for a forked process (connections are per process).

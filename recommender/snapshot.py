@@ -12,7 +12,7 @@ import dataclasses
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +108,8 @@ class Snapshot:
             neighbours=np.zeros((0, self.neighbours.shape[1]), np.int32),
             superseded=np.zeros(0, dtype=bool),
             delta_rows={},
-            living=np.arange(self.base_count),
+            living=_living(np.zeros(self.base_count, dtype=bool), np.zeros(0, dtype=bool)),
         )
-        self.state.living.flags.writeable = False
         try:
             self.refresh()
         except sqlite3.DatabaseError as exc:  # reached without `verify`, which checks the tables first
@@ -179,9 +178,8 @@ class Snapshot:
                 neighbours=old.neighbours,
                 superseded=superseded,
                 delta_rows=delta_rows,
-                living=old.living,
+                living=_living(dead, superseded),
             )
-            state = dataclasses.replace(state, living=_living(state))
             state = dataclasses.replace(state, neighbours=self._with_neighbours(state, len(old.ids)))
             if len(ids) > _DELTA_SLACK and int(superseded.sum()) * 2 > len(ids):
                 state = self._without_superseded(state)
@@ -214,30 +212,23 @@ class Snapshot:
         listed = neighbours >= 0
         neighbours = np.where(listed, renumber[np.where(listed, neighbours, 0)], -1).astype(np.int32)
         ids = tuple(state.ids[j] for j in keep.tolist())
-        compacted = dataclasses.replace(
+        superseded = np.zeros(len(keep), dtype=bool)
+        return dataclasses.replace(
             state,
             ids=ids,
             vectors=state.vectors[keep],
             features=state.features.take(keep),
             neighbours=neighbours,
-            superseded=np.zeros(len(keep), dtype=bool),
+            superseded=superseded,
             delta_rows={asset_id: j for j, asset_id in enumerate(ids)},
+            living=_living(state.dead, superseded),
         )
-        return dataclasses.replace(compacted, living=_living(compacted))
 
     def _fetch_rows(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels, np.ndarray]]:
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT id, asset, labels, vector FROM assets WHERE id IN ({marks})"
-            for asset_id, asset, labels, vector in self._watch.execute(query, chunk):
-                out[asset_id] = (
-                    Asset.model_validate_json(asset),
-                    AssetLabels.model_validate_json(labels),
-                    _vector(vector),
-                )
-        return out
+        return {
+            asset_id: (Asset.model_validate_json(asset), AssetLabels.model_validate_json(labels), _vector(vector))
+            for asset_id, asset, labels, vector in _select(self._watch, "asset, labels, vector", ids)
+        }
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -323,28 +314,15 @@ class Snapshot:
         return (state or self.state).living
 
     def assets(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels]]:
-        """The stored assets and labels of `ids` (those that exist), read in one consistent query."""
-        conn = self._connection()
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for asset_id, asset, labels in conn.execute(
-                f"SELECT id, asset, labels FROM assets WHERE id IN ({marks})", chunk
-            ):
-                out[asset_id] = (self._parse(asset), AssetLabels.model_validate_json(labels))
-        return out
+        """The stored assets and labels of `ids` (those that exist)."""
+        return {
+            asset_id: (self._parse(asset), AssetLabels.model_validate_json(labels))
+            for asset_id, asset, labels in _select(self._connection(), "asset, labels", ids)
+        }
 
     def documents(self, ids: Sequence[str]) -> dict[str, Asset]:
         """The stored assets of `ids` (those that exist), without their labels: what a response shows."""
-        conn = self._connection()
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for asset_id, asset in conn.execute(f"SELECT id, asset FROM assets WHERE id IN ({marks})", chunk):
-                out[asset_id] = self._parse(asset)
-        return out
+        return {asset_id: self._parse(asset) for asset_id, asset in _select(self._connection(), "asset", ids)}
 
     def _parse(self, stored: str) -> Asset:
         with self._parsed_lock:
@@ -454,11 +432,19 @@ def _warm_page_cache(paths: Sequence[Path]) -> None:
     threading.Thread(target=read_through, name="warm-page-cache", daemon=True).start()
 
 
-def _living(state: _Delta) -> np.ndarray:
-    base = np.flatnonzero(~state.dead) if state.dead_count else np.arange(len(state.dead))
-    living = np.concatenate([base, np.flatnonzero(~state.superseded) + len(state.dead)])
+def _living(dead: np.ndarray, superseded: np.ndarray) -> np.ndarray:
+    """Every row holding a current asset: base rows not dead, then delta rows not superseded."""
+    living = np.concatenate([np.flatnonzero(~dead), np.flatnonzero(~superseded) + len(dead)])
     living.flags.writeable = False
     return living
+
+
+def _select(conn: sqlite3.Connection, columns: str, ids: Sequence[str]) -> Iterator[tuple]:
+    """(id, *columns) of the assets among `ids`, asked for 500 ids at a time (SQLite's variable limit)."""
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"SELECT id, {columns} FROM assets WHERE id IN ({marks})", chunk)
 
 
 def _load_rows(path: Path, n: int) -> np.ndarray:

@@ -70,7 +70,7 @@ def test_build_makes_the_kind_asked_for_with_row_i_as_id_i(kind: ann.IndexKind):
     index = ann.build(vectors, kind)
     assert ann.kind_of(index) is kind
     assert (index.ntotal, index.d) == (17, DIMENSION)
-    np.testing.assert_array_equal(ann.vectors_of(index, np.arange(17)), vectors)
+    np.testing.assert_array_equal(ann.stored_vectors(index), vectors)
 
 
 # -- search against brute force ----------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_read_memory_maps_the_file_and_answers_like_the_index_written(tmp_path: 
 
     assert str(path) in mapped_files()
     assert ann.kind_of(loaded) is kind
-    np.testing.assert_array_equal(ann.vectors_of(loaded, np.array([0, 500, 1002])), vectors[[0, 500, 1002]])
+    np.testing.assert_array_equal(ann.stored_vectors(loaded)[[0, 500, 1002]], vectors[[0, 500, 1002]])
     for query in unit_rows(rng, 5):
         np.testing.assert_array_equal(ann.search(loaded, query, 10)[1], ann.search(built, query, 10)[1])
 
@@ -184,7 +184,7 @@ def test_read_without_mmap_loads_the_file_into_memory(tmp_path: Path):
     loaded = ann.read(path, mmap=False)
 
     assert str(path) not in mapped_files()
-    np.testing.assert_array_equal(ann.vectors_of(loaded, np.arange(17)), vectors)
+    np.testing.assert_array_equal(ann.stored_vectors(loaded), vectors)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a faiss index", b"IxFI" + b"\0" * 40])

@@ -49,15 +49,16 @@ def spark():
     cloudpickle.register_pickle_by_value(here)
     # Workers run this interpreter (the virtual environment's), whatever PATH says; PySpark reads the
     # variable once, when the context starts.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("recommender-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", sys.executable))
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("recommender-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .getOrCreate()
+        )
     yield session
     session.stop()
     cloudpickle.unregister_pickle_by_value(conftest)

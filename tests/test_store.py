@@ -307,7 +307,7 @@ def test_a_write_made_just_after_a_rebuild_lands_in_the_new_version(
     assert Recommender(index_dir, embedder).get("board-pack") is not None
 
 
-def test_an_index_opened_without_verification_is_read_through_once_to_warm_the_page_cache(
+def test_only_an_index_opened_without_verification_and_not_verified_before_a_fork_asks_to_warm_the_page_cache(
     index_dir: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
 ):
     warmed = []
