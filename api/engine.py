@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
-from recommender import RankingConfig, Recommender
+from recommender import RankingConfig, Recommender, single_blas_thread
 
 _KEY = "recommender"
 
@@ -48,6 +48,8 @@ def init_app(app: Flask) -> None:
         config = RankingConfig.from_toml(ranking) if ranking else None
         ready = Recommender.load(Path(str(app.config["INDEX_DIR"])), config=config)
     app.extensions[_KEY] = Engine(ready)
+    # Requests run side by side on a few cores: BLAS's threads would only spin beside them.
+    single_blas_thread()
 
 
 def current() -> Recommender:

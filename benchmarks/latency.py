@@ -30,6 +30,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks import library
 from benchmarks._common import RESULTS, Log, Table, bar_chart, percentile, size_label
@@ -258,8 +259,11 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 def run(sizes: Sequence[int], embedder: Embedder, *, quick: bool, folder: Path = RESULTS, log: Log = print) -> Table:
     results: list[SizeResult] = []
     sweep = {}
-    for size in sizes:
-        results += measure_size(size, embedder, repeats=3 if quick else 5, queries=40 if quick else 100, log=log)
-        if not quick and size >= ann.AUTO_APPROXIMATE_FROM:
-            sweep[size] = recall_sweep(size)
+    # BLAS on one thread, as in the server and batch processes (`single_blas_thread`), for this
+    # benchmark only: the ones after it in this process keep their own settings.
+    with threadpool_limits(1, user_api="blas"):
+        for size in sizes:
+            results += measure_size(size, embedder, repeats=3 if quick else 5, queries=40 if quick else 100, log=log)
+            if not quick and size >= ann.AUTO_APPROXIMATE_FROM:
+                sweep[size] = recall_sweep(size)
     return report(results, sweep, folder)

@@ -2,7 +2,7 @@
 
 from recommender.config import RankingConfig, RankingWeights
 from recommender.embeddings import Embedder, load_embedder
-from recommender.engine import Recommender
+from recommender.engine import Recommender, single_blas_thread
 from recommender.errors import (
     AssetNotFound,
     ConfigError,
@@ -34,4 +34,5 @@ __all__ = [
     "Tagger",
     "UnknownSignal",
     "load_embedder",
+    "single_blas_thread",
 ]

@@ -8,7 +8,7 @@ copy instead of each holding its own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
@@ -157,4 +157,27 @@ def neighbours(index: faiss.Index, vectors: np.ndarray, k: int = NEIGHBOURS, bat
         for i, found in enumerate(rows):
             others = found[(found != start + i) & (found >= 0)][:k]
             out[start + i, : len(others)] = others
+    return out
+
+
+def neighbour_means(
+    lists: np.ndarray, vectors_of: Callable[[np.ndarray], np.ndarray], dimension: int, batch: int = 4096
+) -> np.ndarray:
+    """The mean vector of each row's listed neighbours, shape (n, dimension) float32; zeros for none.
+
+    `lists` (n, k) are neighbour rows, -1 padded; `vectors_of` returns the vectors of rows. A query's
+    dot product with a mean is the mean of its cosines to the neighbours, so the ranking reads one
+    row per candidate instead of one per neighbour.
+    """
+    out = np.zeros((len(lists), dimension), dtype=np.float32)
+    for start in range(0, len(lists), batch):
+        block = lists[start : start + batch]
+        listed = block >= 0
+        total = out[start : start + batch]
+        for j in range(block.shape[1]):
+            has = np.flatnonzero(listed[:, j])
+            if len(has):
+                total[has] += vectors_of(block[has, j])
+        count = listed.sum(axis=1)
+        np.divide(total, count[:, None], out=total, where=count[:, None] > 0)
     return out

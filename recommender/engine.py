@@ -7,11 +7,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from content_library.schema import Asset, Role, Segment, Stage
 from recommender import ranking
@@ -71,7 +73,7 @@ class Recommender:
         self._snapshot = self._open(self.store.require_current())
         self._reload_lock = threading.Lock()
         self._failed: tuple[str, float] | None = None
-        self._static_cache: dict[tuple[Any, ...], np.ndarray] = {}
+        self._static_cache: dict[tuple[Any, ...], _Fits] = {}
         self._result_cache: dict[tuple[Any, ...], RecommendationResult] = {}
         self.embed_query = lru_cache(maxsize=query_cache_size)(self._embed_query)
 
@@ -122,18 +124,16 @@ class Recommender:
                 if current != self._snapshot.version and not self._recently_failed(current):
                     try:
                         self._snapshot = self._open(current)
-                        self._forget_rankings()
+                        self._static_cache.clear()  # keyed by version: nothing left can reach them
+                        self._result_cache.clear()
                         log.info("switched to index version %s", current)
                     except RecommenderError as exc:
                         self._failed = (current, time.monotonic())
                         log.error("index version %s refused, still serving %s: %s", current, self.version, exc)
         if self._snapshot.refresh():
-            self._forget_rankings()
-
-    def _forget_rankings(self) -> None:
-        # Both caches are keyed by version and write state too; clearing frees what no key can reach.
-        self._static_cache.clear()
-        self._result_cache.clear()
+            # Results are keyed by write state too: clearing frees what no key can reach. The buyers'
+            # candidate lists are brought up to date on their next use instead.
+            self._result_cache.clear()
 
     def reopened(self) -> Recommender:
         """A new instance with the same settings, for a forked process (connections are per process).
@@ -341,9 +341,8 @@ class Recommender:
         )
         state = snapshot.state
         excluded = set(request.exclude) | also_exclude
-        rows, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
+        rows, vectors, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
-        vectors = snapshot.vectors_of(rows, state)
         if similarity is not None and context.language is not None:
             similarity = ranking.transfer_relevance(
                 similarity, vectors, features.language, context.language, self.config.translation_threshold
@@ -386,8 +385,9 @@ class Recommender:
         request: BuyerRequest,
         query_vector: np.ndarray | None,
         excluded: set[str],
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows worth scoring: the nearest to the query and the best buyer fits, minus excluded ones.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Rows worth scoring (the nearest to the query and the best buyer fits, minus excluded ones),
+        their vectors, and their relevance to the query.
 
         Nothing here touches every asset: the query's neighbours come from FAISS, and the best buyer
         fits are computed once per (buyer, version) and cached.
@@ -405,46 +405,129 @@ class Recommender:
             rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
         if excluded and len(rows):
             rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]]
+        vectors = snapshot.vectors_of(rows, state)
         similarity = None
         if query_vector is not None:
-            similarity = ranking.cosines(snapshot.vectors_of(rows, state), query_vector)
+            similarity = ranking.cosines(vectors, query_vector)
             if config.neighbour_weight > 0:
-                neighbours = snapshot.neighbours_of(rows, state)
-                listed = neighbours >= 0
-                # Neighbours renumbered 0..m-1 over the m distinct ones: a lookup table of m entries, not
-                # one as long as the library.
-                distinct, local = np.unique(neighbours[listed], return_inverse=True)
-                renumbered = np.full(neighbours.shape, -1, dtype=np.int64)
-                renumbered[listed] = local
-                lookup = ranking.cosines(snapshot.vectors_of(distinct, state), query_vector)
-                similarity = ranking.smoothed_relevance(similarity, renumbered, lookup, config.neighbour_weight)
-        return rows, similarity
+                means, has_neighbours = snapshot.neighbour_means_of(rows, state)
+                similarity = ranking.smoothed_relevance(
+                    similarity, ranking.cosines(means, query_vector), has_neighbours, config.neighbour_weight
+                )
+        return rows, vectors, similarity
 
     def _static_candidates(
         self, snapshot: Snapshot, state: Any, context: BuyerContext, asset_types: Sequence[Any], n: int
     ) -> np.ndarray:
-        key = (snapshot.version, state.seq, context, tuple(asset_types), n)
-        cached = self._static_cache.get(key)
-        if cached is not None:
-            return cached
+        """The `n` best buyer fits without a query, best first.
+
+        Kept per buyer and version, longer than asked (a visitor's exclusions ask for more), and
+        brought up to date after a write from the written rows alone: ranking a million assets
+        takes tens of milliseconds, a write should not make every buyer pay that again.
+        """
+        key = (snapshot.version, context, tuple(asset_types))
+        cached = fits = self._static_cache.get(key)
+        if fits is not None and fits.seq != state.seq:
+            # A request that took its state before another one's refresh finds a newer list.
+            fits = self._updated_fits(fits, snapshot, state, context, asset_types) if fits.seq < state.seq else None
+        if fits is None or (len(fits.rows) < n and not fits.whole):
+            fits = self._ranked_fits(snapshot, state, context, asset_types, 2 * n)
+        if cached is None or cached.seq <= fits.seq:
+            if len(self._static_cache) > 1024:
+                self._static_cache.clear()
+            self._static_cache[key] = fits
+        return fits.rows[:n]
+
+    def _ranked_fits(
+        self, snapshot: Snapshot, state: Any, context: BuyerContext, asset_types: Sequence[Any], count: int
+    ) -> _Fits:
         rows = snapshot.living_rows(state)
         if not state.dead_count and not state.ids:
             features = snapshot.features  # every base row lives: read the arrays in place, copy nothing
         else:
             features = snapshot.features_of(rows, state)
         if asset_types:
-            allowed = np.array([ASSET_TYPES.index(t) for t in asset_types])
-            keep = np.isin(features.asset_type, allowed)
+            keep = _of_types(features, asset_types)
             rows, features = rows[keep], features.take(keep)
-        components = ranking.score_components(features, None, context, self.config)
-        total = ranking.total(components)
-        if len(rows) > n:
-            top = np.argpartition(-total, n)[:n]
-            rows = rows[top]
-        if len(self._static_cache) > 1024:
-            self._static_cache.clear()
-        self._static_cache[key] = rows
-        return rows
+        totals = self._fit_totals(features, context)
+        best = _best(totals, rows, count)
+        return _Fits(state.seq, len(state.ids), state.renumberings, rows[best], totals[best], len(rows) <= count)
+
+    def _updated_fits(
+        self, fits: _Fits, snapshot: Snapshot, state: Any, context: BuyerContext, asset_types: Sequence[Any]
+    ) -> _Fits | None:
+        """`fits` after the writes since it was made, or None when the delta was renumbered meanwhile.
+
+        Rows rewritten or deleted leave the list, and what stays is still the exact top of what
+        lives; rows written since are scored and merged in, and only those ranking within the list
+        stay (unless it holds every row), so the list shrinks with deletes until it is ranked anew.
+        """
+        if fits.renumberings != state.renumberings:
+            return None
+        alive = snapshot.is_living(fits.rows, state)
+        rows, totals = fits.rows[alive], fits.totals[alive]
+        written = np.arange(fits.delta_rows, len(state.ids))
+        written = written[~state.superseded[written]] + snapshot.base_count
+        features = snapshot.features_of(written, state)
+        if asset_types:
+            keep = _of_types(features, asset_types)
+            written, features = written[keep], features.take(keep)
+        rows = np.concatenate([rows, written])
+        totals = np.concatenate([totals, self._fit_totals(features, context)])
+        order = np.lexsort((rows, -totals))[: len(rows) if fits.whole else int(alive.sum())]
+        return _Fits(state.seq, len(state.ids), state.renumberings, rows[order], totals[order], fits.whole)
+
+    def _fit_totals(self, features: Any, context: BuyerContext) -> np.ndarray:
+        return ranking.total(ranking.score_components(features, None, context, self.config))
+
+
+@dataclass(frozen=True)
+class _Fits:
+    """One buyer's best fits without a query, best first (equal totals by row): the exact top of the
+    living rows as of write `seq`, or all of them (`whole`)."""
+
+    seq: int
+    delta_rows: int  # rows the delta held then: later ones are new
+    renumberings: int
+    rows: np.ndarray
+    totals: np.ndarray
+    whole: bool
+
+
+def _of_types(features: Any, asset_types: Sequence[Any]) -> np.ndarray:
+    return np.isin(features.asset_type, np.array([ASSET_TYPES.index(t) for t in asset_types]))
+
+
+def _best(totals: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the `count` largest totals, largest first, equal ones by row: exact, ties included.
+
+    Only rows at or above a bar are sorted. The bar comes from a sample, set so that about four
+    times `count` rows clear it (a pass over the library, not a partition of it: ~1 ms instead of
+    ~12 at a million); if fewer than `count` do, it is the exact count-th largest instead.
+    """
+    n = len(totals)
+    if n > count:
+        step = max(n // (16 * count), 1)
+        sample = np.sort(totals[::step])
+        bar = sample[max(len(sample) - 1 - 4 * count // step, 0)]
+        chosen = np.flatnonzero(totals >= bar)
+        if len(chosen) < count:
+            bar = np.partition(totals, n - count)[n - count]
+            chosen = np.flatnonzero(totals >= bar)
+    else:
+        chosen = np.arange(n)
+    return chosen[np.lexsort((rows[chosen], -totals[chosen]))[:count]]
+
+
+def single_blas_thread() -> None:
+    """Run numpy's BLAS on one thread for the rest of this process; call it once in a serving process.
+
+    A request's products are a few hundred rows: OpenBLAS splits them over its threads anyway, and
+    those threads then spin on the other cores between calls. Measured at a million assets: a request
+    with a query cost twice its wall-clock time in CPU time, and took no less time, with two threads
+    (benchmarks/NOTES.md). The model's own threads (torch) and FAISS's are not BLAS's and keep theirs.
+    """
+    threadpool_limits(1, user_api="blas")
 
 
 def _normal_query(query: str) -> str:

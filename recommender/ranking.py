@@ -104,21 +104,15 @@ def total(components: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def smoothed_relevance(
-    similarity: np.ndarray, neighbours: np.ndarray, neighbour_similarity: np.ndarray, weight: float
+    similarity: np.ndarray, neighbour_similarity: np.ndarray, has_neighbours: np.ndarray, weight: float
 ) -> np.ndarray:
-    """(own + weight * mean of neighbours') / (1 + weight), per candidate.
+    """(own + weight * neighbours' mean) / (1 + weight) per candidate; its own where it has none.
 
-    `similarity` (n,) is each candidate's cosine to the query, `neighbours` (n, k) its neighbour rows
-    (-1 for none), `neighbour_similarity` maps a row to its cosine to the query. A candidate without
-    neighbours keeps its own similarity.
+    `similarity` (n,) is each candidate's cosine to the query, `neighbour_similarity` (n,) the mean
+    of its neighbours' cosines to it (the query against their mean vector).
     """
-    listed = neighbours >= 0
-    if not listed.any():
-        return similarity.astype(np.float32)
-    values = np.where(listed, neighbour_similarity[np.where(listed, neighbours, 0)], 0.0)
-    count = listed.sum(axis=1)
-    mean = np.divide(values.sum(axis=1), count, out=similarity.astype(np.float64), where=count > 0)
-    return ((similarity + weight * mean) / (1.0 + weight)).astype(np.float32)
+    blended = (similarity + weight * neighbour_similarity) / (1.0 + weight)
+    return np.where(has_neighbours, blended, similarity).astype(np.float32)
 
 
 @dataclass(frozen=True)

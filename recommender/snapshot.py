@@ -28,6 +28,7 @@ from recommender.store import (
     FEATURES,
     IDS,
     MANIFEST,
+    NEIGHBOUR_MEANS,
     NEIGHBOURS,
     VECTORS,
     IndexStore,
@@ -59,6 +60,7 @@ class _Delta:
     superseded: np.ndarray  # (m,) bool: delta rows since rewritten or deleted
     delta_rows: dict[str, int]  # id -> delta row (0-based) of every current asset in the delta
     living: np.ndarray  # (n,) int64, read-only: every row holding a current asset
+    renumberings: int = 0  # times superseded rows were dropped: delta row numbers hold between two
 
 
 class Snapshot:
@@ -78,7 +80,7 @@ class Snapshot:
         if verify:
             store.verify(version, self.manifest)
         elif warm:
-            _warm_page_cache([folder / VECTORS, folder / NEIGHBOURS])
+            _warm_page_cache([folder / name for name in (VECTORS, NEIGHBOURS, NEIGHBOUR_MEANS)])
         self.index = _read_index(folder / VECTORS)
         if self.index.ntotal != self.manifest.asset_count or self.index.d != self.manifest.dimension:
             raise IndexCorrupt(
@@ -89,6 +91,11 @@ class Snapshot:
         self._base_vectors = ann.stored_vectors(self.index)
         self.ids = _load_rows(folder / IDS, self.manifest.asset_count)
         self.neighbours = _load_rows(folder / NEIGHBOURS, self.manifest.asset_count)
+        self.neighbour_means = (
+            _load_rows(folder / NEIGHBOUR_MEANS, self.manifest.asset_count)
+            if NEIGHBOUR_MEANS in self.manifest.files
+            else None
+        )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
         self.db_path = folder / DATABASE
         self._local = threading.local()
@@ -179,6 +186,7 @@ class Snapshot:
                 superseded=superseded,
                 delta_rows=delta_rows,
                 living=_living(dead, superseded),
+                renumberings=old.renumberings,
             )
             state = dataclasses.replace(state, neighbours=self._with_neighbours(state, len(old.ids)))
             if len(ids) > _DELTA_SLACK and int(superseded.sum()) * 2 > len(ids):
@@ -222,6 +230,7 @@ class Snapshot:
             superseded=superseded,
             delta_rows={asset_id: j for j, asset_id in enumerate(ids)},
             living=_living(state.dead, superseded),
+            renumberings=state.renumberings + 1,
         )
 
     def _fetch_rows(self, ids: Sequence[str]) -> dict[str, tuple[Asset, AssetLabels, np.ndarray]]:
@@ -257,11 +266,42 @@ class Snapshot:
 
     def neighbours_of(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
         """Nearest living rows of each row, shape (len(rows), k), -1 where there is none."""
+        return self._living_only(self._stored_neighbours(rows, state or self.state), state or self.state)
+
+    def neighbour_means_of(self, rows: np.ndarray, state: _Delta | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The mean vector of each row's living neighbours (zeros for none), and whether it has any.
+
+        The means stored by the build serve the base rows whose neighbours all still live; the rest
+        (written since, or a neighbour rewritten or deleted) are averaged here from the vectors.
+        """
         state = state or self.state
+        lists = self._stored_neighbours(rows, state)
+        stored_count = (lists >= 0).sum(axis=1)
+        lists = self._living_only(lists, state)
+        listed = lists >= 0
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        kept = rows < self.base_count
+        if self.neighbour_means is None:
+            kept[:] = False
+        else:
+            if state.dead_count:
+                kept &= listed.sum(axis=1) == stored_count
+            out[kept] = self.neighbour_means[rows[kept]]
+        if not kept.all():
+            rest = ~kept
+            out[rest] = ann.neighbour_means(lists[rest], lambda r: self.vectors_of(r, state), self.dimension)
+        return out, listed.any(axis=1)
+
+    def _stored_neighbours(self, rows: np.ndarray, state: _Delta) -> np.ndarray:
         base = rows < self.base_count
         out = np.empty((len(rows), self.neighbours.shape[1]), dtype=np.int32)
         out[base] = self.neighbours[rows[base]]
         out[~base] = state.neighbours[rows[~base] - self.base_count]
+        return out
+
+    def _living_only(self, lists: np.ndarray, state: _Delta) -> np.ndarray:
+        """`lists`, changed in place: rows rewritten or deleted since they were listed become -1."""
+        out = lists
         if state.dead_count:
             in_base = (out >= 0) & (out < self.base_count)
             dead = np.zeros_like(in_base)
@@ -308,6 +348,15 @@ class Snapshot:
             self.ids[row].decode() if row < self.base_count else state.ids[row - self.base_count]
             for row in rows.tolist()
         ]
+
+    def is_living(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
+        """Whether each row still holds a current asset (not rewritten or deleted since)."""
+        state = state or self.state
+        base = rows < self.base_count
+        out = np.empty(len(rows), dtype=bool)
+        out[base] = ~state.dead[rows[base]]
+        out[~base] = ~state.superseded[rows[~base] - self.base_count]
+        return out
 
     def living_rows(self, state: _Delta | None = None) -> np.ndarray:
         """Every row that holds a current asset (read-only, made once per state: no request builds it)."""

@@ -10,6 +10,8 @@ Layout::
         vectors.faiss          the FAISS index; FAISS id i is row i
         ids.npy                row -> asset id (fixed-width bytes, memory-mapped)
         neighbours.npy         row -> its nearest other rows (int32, -1 padded)
+        neighbour_means.npy    row -> the mean vector of those rows (float32; absent in indexes
+                               written before it existed, whose means are computed per request)
         features/*.npy         row -> label confidences, type, language, date (see features.py)
         assets.sqlite          every asset with its labels; assets written after the build carry
                                their vector, and `changes` logs each write in order
@@ -48,6 +50,7 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 IDS = "ids.npy"
 NEIGHBOURS = "neighbours.npy"
+NEIGHBOUR_MEANS = "neighbour_means.npy"
 FEATURES = "features"
 DATABASE = "assets.sqlite"
 #: Versions kept on disk after a switch: a worker still serving an older one keeps working.
@@ -233,10 +236,19 @@ class IndexStore:
             ann.write(faiss_index, tmp / VECTORS)
             width = max((len(a.id) for a in assets), default=1)
             np.save(tmp / IDS, np.array([a.id.encode() for a in assets], dtype=f"S{width}"), allow_pickle=False)
-            np.save(tmp / NEIGHBOURS, ann.neighbours(faiss_index, vectors), allow_pickle=False)
+            neighbours = ann.neighbours(faiss_index, vectors)
+            np.save(tmp / NEIGHBOURS, neighbours, allow_pickle=False)
+            means = ann.neighbour_means(neighbours, vectors.__getitem__, vectors.shape[1])
+            np.save(tmp / NEIGHBOUR_MEANS, means, allow_pickle=False)
             FeatureTable.from_assets(assets, labels).save(tmp / FEATURES)
             _write_database(tmp / DATABASE, assets, labels)
-            files = [tmp / VECTORS, tmp / IDS, tmp / NEIGHBOURS, *sorted((tmp / FEATURES).glob("*.npy"))]
+            files = [
+                tmp / VECTORS,
+                tmp / IDS,
+                tmp / NEIGHBOURS,
+                tmp / NEIGHBOUR_MEANS,
+                *sorted((tmp / FEATURES).glob("*.npy")),
+            ]
             manifest = Manifest(
                 version=version,
                 model=model,

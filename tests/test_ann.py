@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -316,3 +317,71 @@ def test_snapshot_search_sees_writes_only_after_refresh(tmp_path: Path):
         assert snapshot.refresh() is False
     finally:
         snapshot.close()
+
+
+# -- neighbour means -------------------------------------------------------------------------------
+
+
+def test_neighbour_means_average_the_listed_rows_and_are_zero_without_any():
+    vectors = np.array([[1, 0], [0, 1], [1, 1], [3, 5]], dtype=np.float32)
+    lists = np.array([[1, 2], [-1, -1], [3, -1], [0, 1]])
+
+    means = ann.neighbour_means(lists, vectors.__getitem__, 2, batch=3)
+
+    np.testing.assert_allclose(means, [[0.5, 1.0], [0.0, 0.0], [3.0, 5.0], [0.5, 0.5]])
+    assert means.dtype == np.float32
+
+
+def expected_means(snapshot: Snapshot, rows: np.ndarray) -> np.ndarray:
+    """The mean of each row's living neighbours' vectors, computed from scratch."""
+    out = []
+    for listed in snapshot.neighbours_of(rows):
+        listed = listed[listed >= 0]
+        out.append(snapshot.vectors_of(listed).mean(axis=0) if len(listed) else np.zeros(snapshot.dimension))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_neighbour_means_follow_rewrites_and_deletes_of_the_neighbours(tmp_path: Path, kind):
+    rng = np.random.default_rng(7)
+    base = unit_rows(rng, 300)
+    store = IndexStore(tmp_path / "index")
+    publish(store, base, kind)
+    snapshot = Snapshot(store, store.require_current())
+    try:
+        rows = snapshot.living_rows()
+        np.testing.assert_allclose(snapshot.neighbour_means_of(rows)[0], expected_means(snapshot, rows), atol=1e-6)
+        # Every neighbour of row 0 rewritten or deleted, plus new assets listing base rows as neighbours.
+        listed = [f"base-{i}" for i in snapshot.neighbours_of(np.array([0]))[0]]
+        write(store, {}, listed[:2] + [f"new-{i}" for i in range(5)], rng)
+        store.apply(deletes=listed[2:])
+        snapshot.refresh()
+
+        rows = snapshot.living_rows()
+        means, has_neighbours = snapshot.neighbour_means_of(rows)
+        np.testing.assert_allclose(means, expected_means(snapshot, rows), atol=1e-6)
+        np.testing.assert_array_equal(has_neighbours, (snapshot.neighbours_of(rows) >= 0).any(axis=1))
+        assert not has_neighbours[0]  # every neighbour it had is gone
+    finally:
+        snapshot.close()
+
+
+def test_an_index_written_without_stored_means_computes_the_same_ones(tmp_path: Path):
+    # Indexes written by releases before neighbour_means.npy existed are served as they are.
+    rng = np.random.default_rng(8)
+    store = IndexStore(tmp_path / "index")
+    publish(store, unit_rows(rng, 50), ann.IndexKind.FLAT)
+    snapshot = Snapshot(store, store.require_current())
+    folder = store.version_dir(snapshot.version)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]["neighbour_means.npy"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (folder / "neighbour_means.npy").unlink()
+    older = Snapshot(store, snapshot.version)
+    try:
+        rows = snapshot.living_rows()
+        assert older.neighbour_means is None
+        np.testing.assert_allclose(older.neighbour_means_of(rows)[0], snapshot.neighbour_means_of(rows)[0], atol=1e-6)
+    finally:
+        snapshot.close()
+        older.close()

@@ -144,6 +144,7 @@ CHECKED_FILES = [
     "vectors.faiss",
     "ids.npy",
     "neighbours.npy",
+    "neighbour_means.npy",
     "features/segments.npy",
     "features/stages.npy",
     "features/roles.npy",

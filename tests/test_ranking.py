@@ -147,19 +147,19 @@ def test_components_are_float32_arrays_of_one_value_per_candidate():
 
 
 SIMILARITY = np.array([0.3, 0.9, 0.6], dtype=np.float32)
-NEIGHBOURS = np.array([[1, 2], [-1, -1], [3, -1]])
-#: The cosine to the query of every index row a neighbour list may name.
-ROW_SIMILARITY = np.array([0.1, 0.5, 0.7, 0.2], dtype=np.float32)
+#: Each candidate's neighbours' mean cosine to the query (the second has no neighbours).
+NEIGHBOUR_SIMILARITY = np.array([0.6, 0.0, 0.2], dtype=np.float32)
+HAS_NEIGHBOURS = np.array([True, False, True])
 
 
 def test_relevance_blends_own_similarity_with_the_mean_of_the_neighbours():
-    smoothed = smoothed_relevance(SIMILARITY, NEIGHBOURS, ROW_SIMILARITY, weight=0.5)
+    smoothed = smoothed_relevance(SIMILARITY, NEIGHBOUR_SIMILARITY, HAS_NEIGHBOURS, weight=0.5)
 
     assert smoothed.tolist() == pytest.approx(
         [
-            (0.3 + 0.5 * (0.5 + 0.7) / 2) / 1.5,  # 0.4
+            (0.3 + 0.5 * 0.6) / 1.5,  # 0.4
             0.9,  # no neighbours: its own similarity
-            (0.6 + 0.5 * 0.2) / 1.5,  # one listed neighbour: -1 slots are not counted
+            (0.6 + 0.5 * 0.2) / 1.5,
         ],
         abs=1e-6,
     )
@@ -167,16 +167,15 @@ def test_relevance_blends_own_similarity_with_the_mean_of_the_neighbours():
 
 
 def test_a_neighbour_weight_of_zero_keeps_each_own_similarity():
-    assert smoothed_relevance(SIMILARITY, NEIGHBOURS, ROW_SIMILARITY, weight=0.0).tolist() == pytest.approx(
+    assert smoothed_relevance(SIMILARITY, NEIGHBOUR_SIMILARITY, HAS_NEIGHBOURS, weight=0.0).tolist() == pytest.approx(
         SIMILARITY.tolist()
     )
 
 
-def test_candidates_without_any_neighbour_lists_keep_their_similarity():
-    # What the engine passes for a one-asset index: no neighbour lists, so nothing to look up.
-    empty = np.full((3, 4), -1)
+def test_candidates_without_any_neighbours_keep_their_similarity():
+    none = np.zeros(3, dtype=bool)
 
-    assert smoothed_relevance(SIMILARITY, empty, np.zeros(0, dtype=np.float32), weight=2.0).tolist() == pytest.approx(
+    assert smoothed_relevance(SIMILARITY, NEIGHBOUR_SIMILARITY, none, weight=2.0).tolist() == pytest.approx(
         SIMILARITY.tolist()
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import HashEmbedder, make_asset, write_jsonl
 from hypothesis import given, settings
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from content_library import Asset
 from content_library.schema import AssetType, Role, Segment, Stage
 from recommender.build import build_index
-from recommender.engine import Recommender
+from recommender.config import RankingConfig
+from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, ModelError, UnknownSignal
 from recommender.types import BuyerRequest, LabelSource, RecommendationResult, StageSource
 
@@ -580,3 +582,85 @@ def test_a_library_of_one_asset_answers_a_query(tmp_path: Path, embedder: HashEm
     result = recommender.recommend(BuyerRequest(segment="enterprise", query="invoice approval"))
 
     assert ids(result) == ["only-1"]
+
+
+# -- the buyers' candidate lists across writes -------------------------------------------------------------
+
+#: Candidate lists of 2 x max(2, k) rows: short enough against 36 assets that writes and exclusions
+#: move rows in and out of them.
+SHORT_LISTS = RankingConfig(candidates_min=2, candidates_per_k=1)
+BUYERS = [
+    BuyerRequest(segment=segment, stage=stage, role=role, language=language, k=3)
+    for segment in Segment
+    for stage in Stage
+    for role in (None, Role.FINANCE, Role.OWNER)
+    for language in (None, "de")
+]
+
+
+@pytest.fixture
+def short_lists(tmp_path: Path, embedder: HashEmbedder) -> Recommender:
+    build_index([write_jsonl(tmp_path / "library.jsonl", library())], tmp_path / "index", embedder, tagger=None)
+    return Recommender(tmp_path / "index", embedder, config=SHORT_LISTS, today=lambda: TODAY)
+
+
+def rewrites() -> list[Asset]:
+    """A new asset fitting enterprise finance at decision, one for SMB owners, and a relabelled one."""
+    moved = library()[IDS.index("s-de-owner-pricing")].model_copy(update={"stages": (Stage.AWARENESS,)})
+    return [
+        newcomer(),
+        make_asset(
+            "new-board-pack",
+            asset_type="case_study",
+            segments=["enterprise"],
+            stages=["decision"],
+            roles=["finance"],
+            published=TODAY,
+        ),
+        moved,
+    ]
+
+
+def test_rankings_after_writes_equal_those_of_a_recommender_opened_afresh(short_lists: Recommender, tmp_path: Path):
+    for request in BUYERS:
+        short_lists.recommend(request)
+
+    short_lists.upsert(rewrites())
+    short_lists.delete(["e-de-exec-approval", "s-de-owner-review", "e-de-fin-cash"])
+    fresh = Recommender(tmp_path / "index", short_lists.embedder, config=SHORT_LISTS, today=lambda: TODAY)
+
+    for request in BUYERS:
+        visitor = request.model_copy(update={"exclude": ("s-de-owner-demo", "e-de-fin-pricing")})
+        assert short_lists.recommend(request) == fresh.recommend(request)
+        assert short_lists.recommend(visitor) == fresh.recommend(visitor)
+
+
+def test_a_write_updates_each_buyers_list_without_ranking_the_library_again(
+    short_lists: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    for request in BUYERS:
+        short_lists.recommend(request)
+    ranked = []
+    original = short_lists._ranked_fits
+    monkeypatch.setattr(short_lists, "_ranked_fits", lambda *args: ranked.append(args) or original(*args))
+
+    short_lists.upsert(rewrites())
+    for request in BUYERS:
+        short_lists.recommend(request)
+
+    assert ranked == []
+
+
+def test_the_best_totals_are_found_exactly_with_ties_in_row_order():
+    rng = np.random.default_rng(4)
+    totals = rng.integers(0, 50, 100_000).astype(np.float32)  # many equal totals
+    rows = rng.permutation(100_000)
+    # The sampled positions (every 625th) hold the largest totals: the sampled bar lets too few rows
+    # through, and the exact count-th largest is used instead.
+    skewed = totals.copy()
+    skewed[::625] += 100
+
+    for values in (totals, skewed):
+        for count in (1, 10, 400, 5_000):
+            expected = np.lexsort((rows, -values))[:count]
+            np.testing.assert_array_equal(_best(values, rows, count), expected)

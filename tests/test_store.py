@@ -84,7 +84,15 @@ def test_a_build_publishes_one_complete_version_named_by_current(index_dir: Path
     assert (index_dir / "CURRENT").read_text(encoding="utf-8") == f"{version}\n"
     assert [p.name for p in (index_dir / "versions").iterdir()] == [version]
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(
-        ["assets.sqlite", "ids.npy", "manifest.json", "neighbours.npy", "vectors.faiss", *FEATURE_FILES]
+        [
+            "assets.sqlite",
+            "ids.npy",
+            "manifest.json",
+            "neighbour_means.npy",
+            "neighbours.npy",
+            "vectors.faiss",
+            *FEATURE_FILES,
+        ]
     )
     assert list(index_dir.glob(".build-*")) == []
 
@@ -103,7 +111,9 @@ def test_the_manifest_records_format_model_counts_and_a_checksum_of_every_file(
     assert manifest.library_checksum == library_checksum(small_library)
     assert manifest.tagger_version is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest.built_at)
-    assert sorted(manifest.files) == sorted(["ids.npy", "neighbours.npy", "vectors.faiss", *FEATURE_FILES])
+    assert sorted(manifest.files) == sorted(
+        ["ids.npy", "neighbour_means.npy", "neighbours.npy", "vectors.faiss", *FEATURE_FILES]
+    )
     for name, recorded in manifest.files.items():
         data = (folder / name).read_bytes()
         assert recorded == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -318,7 +328,7 @@ def test_only_an_index_opened_without_verification_and_not_verified_before_a_for
     Recommender(index_dir, embedder)
 
     folder = unverified.store.version_dir(unverified.version)
-    assert warmed == [[folder / "neighbours.npy", folder / "vectors.faiss"]]
+    assert warmed == [[folder / "neighbour_means.npy", folder / "neighbours.npy", folder / "vectors.faiss"]]
     assert forked.version == unverified.version
 
 

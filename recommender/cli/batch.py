@@ -191,8 +191,9 @@ def recommend_batch(
 
         from recommender.batch import run_local
         from recommender.batch_jobs import PinnedDate, RecommendJob
-        from recommender.engine import Recommender
+        from recommender.engine import Recommender, single_blas_thread
 
+        single_blas_thread()  # one contact's products are small: see the function
         today = PinnedDate(dt.date.today())
         recommender = Recommender.load(index_dir, config=config, today=today)
         job = RecommendJob(recommender, k=k, config=recommender.config, today=today)
