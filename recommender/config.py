@@ -139,9 +139,11 @@ class RankingConfig:
     neighbour_weight: float = 0.5
     #: At most this many items of one asset type in a result (0 = no cap).
     max_per_type: int = 4
-    #: FAISS candidates re-ranked per request: max(candidates_min, candidates_per_k * k).
-    candidates_min: int = 200
-    candidates_per_k: int = 20
+    #: FAISS candidates re-ranked per request: max(candidates_min, candidates_per_k * k), and as many
+    #: of the best buyer fits. On the development set 30 gave the same nDCG@10 within 0.001; each
+    #: candidate costs time at every step of a request (benchmarks/NOTES.md).
+    candidates_min: int = 100
+    candidates_per_k: int = 10
     #: Stage used when a request gives neither a stage nor signals.
     default_stage: Stage = Stage.AWARENESS
     stage_signals: StageSignalMap = field(
