@@ -401,8 +401,7 @@ class Recommender:
         else:
             rows = fits
         if request.asset_types:
-            allowed = np.array([ASSET_TYPES.index(t) for t in request.asset_types])
-            rows = rows[np.isin(snapshot.features_of(rows, state).asset_type, allowed)]
+            rows = rows[_of_types(snapshot.features_of(rows, state), request.asset_types)]
         if excluded and len(rows):
             rows = rows[[i not in excluded for i in snapshot.ids_of(rows, state)]]
         vectors = snapshot.vectors_of(rows, state)
