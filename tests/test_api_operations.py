@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_asset, write_jsonl
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from api import create_app, serve_command
 from api.serving import GUNICORN_CONF
@@ -161,3 +162,12 @@ def test_the_serve_command_runs_gunicorn_with_the_projects_settings(tmp_path: Pa
 
 def test_the_serve_command_brackets_an_ipv6_host(tmp_path: Path):
     assert "[::1]:8000" in serve_command(tmp_path, host="::1", port=8000)
+
+
+def test_the_api_runs_numpy_blas_on_one_thread(recommender: Recommender):
+    # Set wider first: the setting is per process, and an earlier app may have narrowed it already.
+    threadpool_limits(2, user_api="blas")
+
+    create_app({"RECOMMENDER": recommender})
+
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
