@@ -266,7 +266,8 @@ class Snapshot:
 
     def neighbours_of(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
         """Nearest living rows of each row, shape (len(rows), k), -1 where there is none."""
-        return self._living_only(self._stored_neighbours(rows, state or self.state), state or self.state)
+        state = state or self.state
+        return self._living_only(self._stored_neighbours(rows, state), state)
 
     def neighbour_means_of(self, rows: np.ndarray, state: _Delta | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The mean vector of each row's living neighbours (zeros for none), and whether it has any.
@@ -280,12 +281,9 @@ class Snapshot:
         lists = self._living_only(lists, state)
         listed = lists >= 0
         out = np.empty((len(rows), self.dimension), dtype=np.float32)
-        kept = rows < self.base_count
-        if self.neighbour_means is None:
-            kept[:] = False
-        else:
-            if state.dead_count:
-                kept &= listed.sum(axis=1) == stored_count
+        kept = np.zeros(len(rows), dtype=bool)
+        if self.neighbour_means is not None:
+            kept = (rows < self.base_count) & (listed.sum(axis=1) == stored_count)
             out[kept] = self.neighbour_means[rows[kept]]
         if not kept.all():
             rest = ~kept
@@ -301,18 +299,17 @@ class Snapshot:
 
     def _living_only(self, lists: np.ndarray, state: _Delta) -> np.ndarray:
         """`lists`, changed in place: rows rewritten or deleted since they were listed become -1."""
-        out = lists
         if state.dead_count:
-            in_base = (out >= 0) & (out < self.base_count)
+            in_base = (lists >= 0) & (lists < self.base_count)
             dead = np.zeros_like(in_base)
-            dead[in_base] = state.dead[out[in_base]]
-            out[dead] = -1
-        in_delta = out >= self.base_count
+            dead[in_base] = state.dead[lists[in_base]]
+            lists[dead] = -1
+        in_delta = lists >= self.base_count
         if in_delta.any():
             gone = np.zeros_like(in_delta)
-            gone[in_delta] = state.superseded[out[in_delta] - self.base_count]
-            out[gone] = -1
-        return out
+            gone[in_delta] = state.superseded[lists[in_delta] - self.base_count]
+            lists[gone] = -1
+        return lists
 
     def features_of(self, rows: np.ndarray, state: _Delta | None = None) -> FeatureTable:
         state = state or self.state
