@@ -14,6 +14,7 @@ own, killed with SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -368,7 +369,8 @@ class Bulks:
             assets = [make_asset(i, title=f"Bulk upsert {i}").model_dump(mode="json") for i in ids]
             try:
                 status, body = self.server.call("POST", "/v1/assets:bulk", {"assets": assets}, key=SERVER_KEY)
-            except OSError:  # the worker was killed mid-request
+            # The worker was killed mid-request: before the answer, or after its headers (a cut body).
+            except (OSError, http.client.HTTPException):
                 with self.lock:
                     self.interrupted.append(ids)
                 continue
