@@ -181,3 +181,20 @@ def neighbour_means(
         count = listed.sum(axis=1)
         np.divide(total, count[:, None], out=total, where=count[:, None] > 0)
     return out
+
+
+def language_means(vectors: np.ndarray, languages: np.ndarray, codes: int, batch: int = 65536) -> np.ndarray:
+    """The mean vector of each language's rows, shape (codes, d) float32, zeros for a language without any.
+
+    `languages` (n,) are language codes below `codes`. A query's dot product with a language's mean is
+    its mean cosine to that language's assets: how much the model favours the language (ranking.py).
+    """
+    sums = np.zeros((codes, vectors.shape[1]), dtype=np.float64)
+    for start in range(0, len(vectors), batch):
+        block = np.asarray(vectors[start : start + batch], dtype=np.float32)
+        block_languages = np.asarray(languages[start : start + batch])
+        for code in np.unique(block_languages):
+            sums[code] += block[block_languages == code].sum(axis=0, dtype=np.float64)
+    counts = np.bincount(np.asarray(languages, dtype=np.int64), minlength=codes)[:codes]
+    np.divide(sums, counts[:, None], out=sums, where=counts[:, None] > 0)
+    return sums.astype(np.float32)

@@ -343,6 +343,9 @@ class Recommender:
         excluded = set(request.exclude) | also_exclude
         rows, vectors, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
+        if similarity is not None and self.config.language_centring > 0 and snapshot.language_means is not None:
+            bias = ranking.language_bias(snapshot.language_means, snapshot.language_counts, query_vector)
+            similarity = similarity - self.config.language_centring * bias[features.language]
         if similarity is not None and context.language is not None:
             similarity = ranking.transfer_relevance(
                 similarity, vectors, features.language, context.language, self.config.translation_threshold

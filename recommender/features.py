@@ -39,6 +39,11 @@ def language_name(index: int) -> str:
     return _languages()[index]
 
 
+def language_count() -> int:
+    """How many codes `language_code` gives out: 0 to this, exclusive."""
+    return len(_languages())
+
+
 @dataclass(frozen=True)
 class FeatureTable:
     """Arrays of one length n; probabilities are float32, the rest small integers.

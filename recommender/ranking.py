@@ -22,6 +22,9 @@ _UNKNOWN_FRESHNESS = 0.5
 _BLOCK = 256
 #: Other-language candidates, most relevant first, whose translations may inherit their relevance.
 _ORIGINALS = 32
+#: Assets a language needs before its lean counts half (`language_bias`): the mean of a few assets
+#: is mostly their own topic, not the model's leaning towards their language.
+_LANGUAGE_PRIOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,25 @@ def smoothed_relevance(
     """
     blended = (similarity + weight * neighbour_similarity) / (1.0 + weight)
     return np.where(has_neighbours, blended, similarity).astype(np.float32)
+
+
+def language_bias(means: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Per language code, how much more similar to `query` that language's assets are on average than
+    the library's, shrunk towards 0 for languages with few assets.
+
+    `means` (codes, d) are each language's mean vector and `counts` (codes,) its assets. Multilingual
+    models score a text in the query's own language higher whatever its topic: a German query sits
+    closer to an off-topic German asset than to an on-topic English one. Taking this lean out of the
+    relevance lets the topic decide, and leaves the visitor's language to the `language` component.
+    """
+    out = np.zeros(len(counts), dtype=np.float32)
+    present = np.flatnonzero(counts)
+    if len(present) == 0:
+        return out
+    per_language = means[present] @ query
+    library = float(counts[present] @ per_language) / float(counts[present].sum())
+    out[present] = counts[present] / (counts[present] + _LANGUAGE_PRIOR) * (per_language - library)
+    return out
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ import numpy as np
 from content_library.schema import Asset
 from recommender import ann
 from recommender.errors import IndexCorrupt
-from recommender.features import FeatureTable
+from recommender.features import FeatureTable, language_count
 from recommender.store import (
     DATABASE,
     FEATURES,
     IDS,
+    LANGUAGE_MEANS,
     MANIFEST,
     NEIGHBOUR_MEANS,
     NEIGHBOURS,
@@ -97,6 +98,16 @@ class Snapshot:
             else None
         )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
+        # The library's statistics as built: rows written since shift them too little to matter.
+        self.language_means = (
+            _load_rows(folder / LANGUAGE_MEANS, language_count()) if LANGUAGE_MEANS in self.manifest.files else None
+        )
+        if self.language_means is not None and self.language_means.shape[1:] != (self.dimension,):
+            raise IndexCorrupt(
+                f"{folder / LANGUAGE_MEANS} holds vectors of shape {self.language_means.shape[1:]}, the manifest "
+                f"says {self.dimension} dimensions; rebuild the index"
+            )
+        self.language_counts = np.bincount(self.features.language, minlength=language_count())
         self.db_path = folder / DATABASE
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -12,6 +12,8 @@ Layout::
         neighbours.npy         row -> its nearest other rows (int32, -1 padded)
         neighbour_means.npy    row -> the mean vector of those rows (float32; absent in indexes
                                written before it existed, whose means are computed per request)
+        language_means.npy     language code -> the mean vector of that language's rows (float32;
+                               absent in indexes written before it existed, which rank uncentred)
         features/*.npy         row -> label confidences, type, language, date (see features.py)
         assets.sqlite          every asset with its labels; assets written after the build carry
                                their vector, and `changes` logs each write in order
@@ -42,7 +44,7 @@ import numpy as np
 from content_library.schema import Asset
 from recommender import ann
 from recommender.errors import AssetNotFound, IndexCorrupt, IndexNotFound, VersionChanged
-from recommender.features import FeatureTable
+from recommender.features import FeatureTable, language_count
 from recommender.types import AssetLabels
 
 FORMAT_VERSION = 1
@@ -51,6 +53,7 @@ VECTORS = "vectors.faiss"
 IDS = "ids.npy"
 NEIGHBOURS = "neighbours.npy"
 NEIGHBOUR_MEANS = "neighbour_means.npy"
+LANGUAGE_MEANS = "language_means.npy"
 FEATURES = "features"
 DATABASE = "assets.sqlite"
 #: Versions kept on disk after a switch: a worker still serving an older one keeps working.
@@ -240,13 +243,17 @@ class IndexStore:
             np.save(tmp / NEIGHBOURS, neighbours, allow_pickle=False)
             means = ann.neighbour_means(neighbours, vectors.__getitem__, vectors.shape[1])
             np.save(tmp / NEIGHBOUR_MEANS, means, allow_pickle=False)
-            FeatureTable.from_assets(assets, labels).save(tmp / FEATURES)
+            features = FeatureTable.from_assets(assets, labels)
+            features.save(tmp / FEATURES)
+            language_means = ann.language_means(vectors, features.language, language_count())
+            np.save(tmp / LANGUAGE_MEANS, language_means, allow_pickle=False)
             _write_database(tmp / DATABASE, assets, labels)
             files = [
                 tmp / VECTORS,
                 tmp / IDS,
                 tmp / NEIGHBOURS,
                 tmp / NEIGHBOUR_MEANS,
+                tmp / LANGUAGE_MEANS,
                 *sorted((tmp / FEATURES).glob("*.npy")),
             ]
             manifest = Manifest(

@@ -145,6 +145,7 @@ CHECKED_FILES = [
     "ids.npy",
     "neighbours.npy",
     "neighbour_means.npy",
+    "language_means.npy",
     "features/segments.npy",
     "features/stages.npy",
     "features/roles.npy",

@@ -10,7 +10,14 @@ import pytest
 from content_library.schema import AssetType, Role, Segment, Stage
 from recommender.config import RankingConfig, RankingWeights, TypePriors
 from recommender.features import ASSET_TYPES, NO_DATE, FeatureTable, language_code
-from recommender.ranking import BuyerContext, score_components, select, smoothed_relevance, transfer_relevance
+from recommender.ranking import (
+    BuyerContext,
+    language_bias,
+    score_components,
+    select,
+    smoothed_relevance,
+    transfer_relevance,
+)
 
 WEIGHTS = RankingWeights(relevance=2.0, segment=1.0, role=0.5, stage=1.0, type_prior=0.2, language=0.4, freshness=0.1)
 
@@ -178,6 +185,35 @@ def test_candidates_without_any_neighbours_keep_their_similarity():
     assert smoothed_relevance(SIMILARITY, NEIGHBOUR_SIMILARITY, none, weight=2.0).tolist() == pytest.approx(
         SIMILARITY.tolist()
     )
+
+
+# -- language_bias -----------------------------------------------------------------------------------------
+
+
+def test_a_languages_bias_is_its_assets_mean_lead_over_the_library_shrunk_by_their_number():
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    means = np.zeros((5, 2), dtype=np.float32)
+    means[1] = [0.6, 0.8]  # 10 assets at mean cosine 0.6
+    means[3] = [0.2, 0.9]  # 30 assets at mean cosine 0.2
+    counts = np.array([0, 10, 0, 30, 0])
+
+    bias = language_bias(means, counts, query)
+
+    library = (10 * 0.6 + 30 * 0.2) / 40  # 0.3
+    assert bias.tolist() == pytest.approx(
+        [0.0, 10 / (10 + 10) * (0.6 - library), 0.0, 30 / (30 + 10) * (0.2 - library), 0.0], abs=1e-6
+    )
+    assert bias.dtype == np.float32
+
+
+def test_a_library_in_one_language_has_no_bias():
+    means = np.array([[0.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+
+    assert language_bias(means, np.array([0, 500]), np.array([0.8, 0.6], dtype=np.float32)).tolist() == [0.0, 0.0]
+
+
+def test_an_empty_library_has_no_bias():
+    assert language_bias(np.zeros((3, 2), np.float32), np.zeros(3, int), np.ones(2, np.float32)).tolist() == [0.0] * 3
 
 
 # -- select ------------------------------------------------------------------------------------------------

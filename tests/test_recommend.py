@@ -7,6 +7,8 @@ the read-only tests and the Hypothesis properties, and per test (conftest's `rec
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from recommender.build import build_index
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, ModelError, UnknownSignal
+from recommender.features import language_name
+from recommender.store import IndexStore
 from recommender.types import BuyerRequest, LabelSource, RecommendationResult, StageSource
 
 TODAY = dt.date(2026, 1, 1)
@@ -287,6 +291,81 @@ def test_a_translation_of_an_item_already_chosen_pays_the_full_diversity_penalty
 
     assert items["e-de-it-security"].reasons["diversity"] == 0.0
     assert items["e-de-it-security-de"].reasons["diversity"] == -engine.config.diversity
+
+
+# -- a model's lean towards the query's language -----------------------------------------------------------
+
+
+#: Words every "German" asset and the query share: to HashEmbedder, what a multilingual model's
+#: same-language lean is, a similarity that has nothing to do with the topic.
+FILLER = "der die das und ist mit für von auf"
+OTHER_TOPICS = [
+    "security single sign on audit",
+    "plans prices subscription cost",
+    "onboarding admin setup training",
+    "erp connector sync ledger",
+    "cash forecasting liquidity treasury",
+    "fleet vans routes drivers",
+]
+
+
+@pytest.fixture(scope="module")
+def leaning_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One English asset on invoice approval; English and German assets on six other topics."""
+    folder = tmp_path_factory.mktemp("leaning")
+    labels = {"segments": ["enterprise"], "stages": ["awareness"], "roles": ["finance"]}
+    assets = [
+        make_asset(
+            "en-approval", title="invoice approval", body="invoice approval workflow routing approvers", **labels
+        )
+    ]
+    for i, words in enumerate(OTHER_TOPICS):
+        title = words.split()[0]
+        assets.append(make_asset(f"de-{i}", title=title, body=f"{words} {FILLER}", language="de", **labels))
+        assets.append(make_asset(f"en-{i}", title=title, body=words, language="en", **labels))
+    build_index([write_jsonl(folder / "library.jsonl", assets)], folder / "index", HashEmbedder(), tagger=None)
+    return folder / "index"
+
+
+def leaning_ranking(index: Path, **config) -> list[str]:
+    recommender = Recommender(index, HashEmbedder(), config=RankingConfig(**config))
+    try:
+        return ids(recommender.recommend(BuyerRequest(segment="enterprise", query=f"invoice approval {FILLER}", k=3)))
+    finally:
+        recommender.close()
+
+
+def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_language(leaning_index: Path):
+    assert leaning_ranking(leaning_index)[0] == "en-approval"
+    # Uncorrected, the lean alone puts an off-topic German asset first.
+    assert leaning_ranking(leaning_index, language_centring=0.0)[0].startswith("de-")
+
+
+def test_the_build_stores_each_languages_mean_vector_and_the_index_counts_its_assets(engine: Recommender):
+    snapshot = engine.snapshot
+    rows = snapshot.living_rows()
+    vectors, languages = snapshot.vectors_of(rows), snapshot.features_of(rows).language
+    present = sorted(set(languages.tolist()))
+
+    assert [language_name(code) for code in present] == ["de", "en", "id"]
+    for code in present:
+        np.testing.assert_allclose(snapshot.language_means[code], vectors[languages == code].mean(axis=0), atol=1e-6)
+        assert snapshot.language_counts[code] == (languages == code).sum()
+    others = np.setdiff1d(np.arange(len(snapshot.language_counts)), present)
+    assert not snapshot.language_means[others].any() and not snapshot.language_counts[others].any()
+
+
+def test_an_index_written_without_language_means_ranks_as_if_centring_were_off(tmp_path: Path, leaning_index: Path):
+    # Indexes written by releases before language_means.npy existed are served as they are.
+    older = tmp_path / "index"
+    shutil.copytree(leaning_index, older)
+    folder = IndexStore(older).version_dir(IndexStore(older).require_current())
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]["language_means.npy"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (folder / "language_means.npy").unlink()
+
+    assert leaning_ranking(older) == leaning_ranking(leaning_index, language_centring=0.0)
 
 
 # -- many requests at once ---------------------------------------------------------------------------------
