@@ -22,7 +22,7 @@ import numpy as np
 from content_library.schema import Asset
 from recommender import ann
 from recommender.errors import IndexCorrupt
-from recommender.features import FeatureTable, language_count
+from recommender.features import FeatureTable
 from recommender.store import (
     DATABASE,
     FEATURES,
@@ -99,15 +99,7 @@ class Snapshot:
         )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
         # The library's statistics as built: rows written since shift them too little to matter.
-        self.language_means = (
-            _load_rows(folder / LANGUAGE_MEANS, language_count()) if LANGUAGE_MEANS in self.manifest.files else None
-        )
-        if self.language_means is not None and self.language_means.shape[1:] != (self.dimension,):
-            raise IndexCorrupt(
-                f"{folder / LANGUAGE_MEANS} holds vectors of shape {self.language_means.shape[1:]}, the manifest "
-                f"says {self.dimension} dimensions; rebuild the index"
-            )
-        self.language_counts = np.bincount(self.features.language, minlength=language_count())
+        self.language_means, self.language_counts = _language_statistics(folder, self.manifest, self.features)
         self.db_path = folder / DATABASE
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -502,6 +494,28 @@ def _select(conn: sqlite3.Connection, columns: str, ids: Sequence[str]) -> Itera
         chunk = list(ids[start : start + 500])
         marks = ",".join("?" * len(chunk))
         yield from conn.execute(f"SELECT id, {columns} FROM assets WHERE id IN ({marks})", chunk)
+
+
+def _language_statistics(
+    folder: Path, manifest: Manifest, features: FeatureTable
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Each language code's mean vector as built (None in indexes written before the file existed)
+    and its number of assets."""
+    counts = np.bincount(features.language)
+    if LANGUAGE_MEANS not in manifest.files:
+        return None, counts
+    path = folder / LANGUAGE_MEANS
+    try:
+        means = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
+    # One row per code the build knew of: a later pycountry may know more, which no asset here has.
+    if means.ndim != 2 or means.shape[1] != manifest.dimension or len(means) < len(counts):
+        raise IndexCorrupt(
+            f"{path} holds an array of shape {means.shape}, expected a row for each of the {len(counts)} "
+            f"first language codes, of {manifest.dimension} dimensions; rebuild the index"
+        )
+    return means, np.bincount(features.language, minlength=len(means))
 
 
 def _load_rows(path: Path, n: int) -> np.ndarray:

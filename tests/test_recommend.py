@@ -7,6 +7,7 @@ the read-only tests and the Hypothesis properties, and per test (conftest's `rec
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +23,7 @@ from content_library.schema import AssetType, Role, Segment, Stage
 from recommender.build import build_index
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
-from recommender.errors import AssetNotFound, ModelError, UnknownSignal
+from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownSignal
 from recommender.features import language_name
 from recommender.store import IndexStore
 from recommender.types import BuyerRequest, LabelSource, RecommendationResult, StageSource
@@ -353,6 +354,25 @@ def test_the_build_stores_each_languages_mean_vector_and_the_index_counts_its_as
         assert snapshot.language_counts[code] == (languages == code).sum()
     others = np.setdiff1d(np.arange(len(snapshot.language_counts)), present)
     assert not snapshot.language_means[others].any() and not snapshot.language_counts[others].any()
+
+
+def test_language_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, leaning_index: Path):
+    damaged = tmp_path / "index"
+    shutil.copytree(leaning_index, damaged)
+    store = IndexStore(damaged)
+    folder = store.version_dir(store.require_current())
+    np.save(folder / "language_means.npy", np.zeros((3, 64), dtype=np.float32))  # fewer rows than codes in use
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["language_means.npy"] = store_record(folder / "language_means.npy")
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    with pytest.raises(IndexCorrupt, match=r"language_means\.npy holds an array of shape \(3, 64\).*rebuild the index"):
+        Recommender(damaged, HashEmbedder())
+
+
+def store_record(path: Path) -> dict[str, object]:
+    data = path.read_bytes()
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def test_an_index_written_without_language_means_ranks_as_if_centring_were_off(tmp_path: Path, leaning_index: Path):
