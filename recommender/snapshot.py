@@ -98,7 +98,7 @@ class Snapshot:
             else None
         )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
-        # The library's statistics as built: rows written since shift them too little to matter.
+        # The library's statistics as built: rows written since do not update them, a rebuild does.
         self.language_means, self.language_counts = _language_statistics(folder, self.manifest, self.features)
         self.db_path = folder / DATABASE
         self._local = threading.local()
@@ -500,7 +500,7 @@ def _language_statistics(
     folder: Path, manifest: Manifest, features: FeatureTable
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Each language code's mean vector as built (None in indexes written before the file existed)
-    and its number of assets."""
+    and the number of assets of each code up to the highest one in use."""
     counts = np.bincount(features.language)
     if LANGUAGE_MEANS not in manifest.files:
         return None, counts
@@ -515,7 +515,7 @@ def _language_statistics(
             f"{path} holds an array of shape {means.shape}, expected a row for each of the {len(counts)} "
             f"first language codes, of {manifest.dimension} dimensions; rebuild the index"
         )
-    return means, np.bincount(features.language, minlength=len(means))
+    return means, counts
 
 
 def _load_rows(path: Path, n: int) -> np.ndarray:
