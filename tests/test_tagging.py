@@ -24,7 +24,7 @@ from recommender.cli import main
 from recommender.config import DEFAULT_MODEL
 from recommender.errors import ModelError, RecommenderError
 from recommender.tagging import Tagger, TaggerInput, label_assets, merge_labels
-from recommender.training import cross_validate, curated_labels, model_card, render_model_card
+from recommender.training import cross_validate, curated_labels, model_card, render_model_card, vendor_of
 from recommender.types import LabelSource
 
 SEGMENT_WORDS = {"enterprise": "committee board governance multinational", "smb": "owner shop bakery salon"}
@@ -187,6 +187,57 @@ def test_inputs_of_different_lengths_are_refused(tagger: Tagger, unseen_vendor: 
 
     with pytest.raises(ValueError, match="one row per asset"):
         tagger.predict(short)
+
+
+# -- calibration -------------------------------------------------------------------------------------------
+
+
+def calibrated(assets: list[Asset], **params) -> Tagger:
+    return Tagger(**(SMALL | params)).fit(
+        inputs(assets), curated_labels(assets), model=EMBEDDER.name, groups=[vendor_of(a) for a in assets]
+    )
+
+
+def log_loss(tagger: Tagger, assets: list[Asset]) -> float:
+    proba = tagger.predict_proba(inputs(assets))
+    truth = curated_labels(assets)
+    losses = []
+    for field, names in tagger.labels_.items():
+        y = np.array([[name in row for name in names] for row in truth[field]], dtype=float)
+        p = np.clip(proba[field].astype(float), 1e-7, 1 - 1e-7)
+        losses.append(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(np.mean(losses))
+
+
+def test_calibration_across_sites_makes_the_probabilities_fit_a_site_never_seen_better(
+    three_vendors: list[Asset], unseen_vendor: list[Asset]
+):
+    # Strong regularisation makes the regressions under-confident: what calibration is there to mend.
+    plain, sharp = fit(three_vendors, C=0.05), calibrated(three_vendors, C=0.05)
+
+    assert all(t < 1.0 for t in sharp.temperatures_.values())
+    assert log_loss(sharp, unseen_vendor) < log_loss(plain, unseen_vendor)
+
+
+def test_calibration_divides_each_fields_logits_by_its_temperature_and_keeps_the_labels(
+    three_vendors: list[Asset], unseen_vendor: list[Asset]
+):
+    plain, sharp = fit(three_vendors, C=0.05), calibrated(three_vendors, C=0.05)
+    data = inputs(unseen_vendor)
+
+    for field, temperature in sharp.temperatures_.items():
+        np.testing.assert_allclose(sharp.coef_[field] * temperature, plain.coef_[field], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(sharp.intercept_[field] * temperature, plain.intercept_[field], rtol=1e-4, atol=1e-7)
+    labels = lambda tagger: [[a.field(f).labels for f in LABEL_FIELDS] for a in tagger.predict(data)]  # noqa: E731
+    assert labels(sharp) == labels(plain)
+
+
+def test_a_tagger_trained_on_one_site_is_not_calibrated(training_set: list[Asset]):
+    tagger = calibrated(training_set)
+
+    assert tagger.temperatures_ == {field: 1.0 for field in LABEL_FIELDS}
+    for field in LABEL_FIELDS:
+        np.testing.assert_array_equal(tagger.coef_[field], fit(training_set).coef_[field])
 
 
 # -- save and load -----------------------------------------------------------------------------------------
@@ -473,7 +524,15 @@ def test_the_model_card_records_version_data_and_cross_validated_f1(three_vendor
 
     card = model_card(tagger, three_vendors, cv, checksum)
 
-    assert set(card) == {"version", "trained_at", "embedding_model", "params", "training_data", "cross_validation"}
+    assert set(card) == {
+        "version",
+        "trained_at",
+        "embedding_model",
+        "params",
+        "training_data",
+        "cross_validation",
+        "calibration",
+    }
     assert card["version"] == tagger.version
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", card["trained_at"])
     assert card["embedding_model"] == EMBEDDER.name
@@ -495,6 +554,8 @@ def test_the_model_card_records_version_data_and_cross_validated_f1(three_vendor
     rendered = render_model_card(card)
     assert f"- **Version**: `{tagger.version}`" in rendered
     assert "| segments | 1.000 |" in rendered
+    assert card["calibration"]["temperatures"] == {"segments": 1.0, "stages": 1.0, "roles": 1.0}
+    assert "## Calibration" in rendered
 
 
 def test_a_model_card_without_cross_validation_says_so(training_set: list[Asset]):
