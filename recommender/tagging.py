@@ -136,9 +136,7 @@ class Tagger:
         for group in np.unique(groups):
             held_out, rest = np.flatnonzero(groups == group), np.flatnonzero(groups != group)
             fold = Tagger(**self.get_params())
-            fold._fit_logistic(
-                data.subset(rest), {field: [rows[i] for i in rest] for field, rows in labels.items()}, model=model
-            )
+            fold._fit_logistic(data.subset(rest), subset_labels(labels, rest), model=model)
             for field, values in fold._logits(data.subset(held_out)).items():
                 logits[field][held_out] = values
         for field, names in self.labels_.items():
@@ -302,6 +300,11 @@ class Tagger:
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise ModelError("the tagger is not trained: call fit() or Tagger.load()")
+
+
+def subset_labels(labels: dict[str, Sequence[Sequence[str]]], rows: np.ndarray) -> dict[str, list[Sequence[str]]]:
+    """`labels` (field -> each asset's labels) of the assets at `rows` only."""
+    return {field: [values[i] for i in rows] for field, values in labels.items()}
 
 
 def _log_loss(logits: np.ndarray, truth: np.ndarray) -> float:

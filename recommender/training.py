@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score
 
 from content_library.schema import LABEL_FIELDS, Asset
 from recommender.errors import RecommenderError
-from recommender.tagging import Tagger, TaggerInput
+from recommender.tagging import Tagger, TaggerInput, subset_labels
 
 Labels = dict[str, list[list[str]]]
 
@@ -73,7 +73,7 @@ def cross_validate(
     for group in names:
         test = np.flatnonzero(groups == group)
         train = np.flatnonzero(groups != group)
-        tagger = Tagger(**(params or {})).fit(data.subset(train), _subset_labels(labels, train), model=model)
+        tagger = Tagger(**(params or {})).fit(data.subset(train), subset_labels(labels, train), model=model)
         results = tagger.predict(data.subset(test))
         for i, result in zip(test, results, strict=True):
             for f in LABEL_FIELDS:
@@ -207,10 +207,6 @@ def render_model_card(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _subset_labels(labels: Labels, rows: np.ndarray) -> Labels:
-    return {f: [values[i] for i in rows] for f, values in labels.items()}
 
 
 def _binary(rows: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
