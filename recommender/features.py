@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,11 +23,30 @@ NO_DATE = -1
 _EPOCH = dt.date(1970, 1, 1)
 
 
+#: ISO 639-1 codes in the order their numbers were given out (pycountry 26.2's list, sorted). Indexes store
+#: the numbers, so a code keeps its number even if a later pycountry drops it; one it adds is numbered after.
+_NUMBERED = tuple(
+    (
+        "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de "
+        "dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia "
+        "id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo "
+        "lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl "
+        "ps pt qu rm rn ro ru rw sa sc sd se sg sh si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti "
+        "tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
+    ).split()
+)
+
+
 @lru_cache(maxsize=1)
 def _languages() -> tuple[str, ...]:
     import pycountry
 
-    return tuple(sorted(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2")))
+    return _numbered(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2"))
+
+
+def _numbered(known: Iterable[str]) -> tuple[str, ...]:
+    """Every code of `_NUMBERED`, in its place, then the `known` codes it lacks, sorted."""
+    return _NUMBERED + tuple(sorted(set(known) - set(_NUMBERED)))
 
 
 def language_code(code: str) -> int:
