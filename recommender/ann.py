@@ -190,11 +190,13 @@ def language_means(vectors: np.ndarray, languages: np.ndarray, codes: int, batch
     its mean cosine to that language's assets: how much the model favours the language (ranking.py).
     """
     sums = np.zeros((codes, vectors.shape[1]), dtype=np.float64)
+    counts = np.zeros(codes, dtype=np.int64)
     for start in range(0, len(vectors), batch):
         block = np.asarray(vectors[start : start + batch], dtype=np.float32)
         block_languages = np.asarray(languages[start : start + batch])
         for code in np.unique(block_languages):
-            sums[code] += block[block_languages == code].sum(axis=0, dtype=np.float64)
-    counts = np.bincount(np.asarray(languages, dtype=np.int64), minlength=codes)[:codes]
+            mine = block_languages == code
+            sums[code] += block[mine].sum(axis=0, dtype=np.float64)
+            counts[code] += int(mine.sum())
     np.divide(sums, counts[:, None], out=sums, where=counts[:, None] > 0)
     return sums.astype(np.float32)

@@ -509,7 +509,7 @@ def _language_statistics(
         means = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
-    # One row per code the build knew of: a later pycountry may know more, which no asset here has.
+    # One row per code numbered when the index was built: codes numbered since (features.py) have no asset here.
     if means.ndim != 2 or means.shape[1] != manifest.dimension or len(means) < len(counts):
         raise IndexCorrupt(
             f"{path} holds an array of shape {means.shape}, expected a row for each of the {len(counts)} "
