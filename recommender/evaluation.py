@@ -1,10 +1,14 @@
-"""Measuring ranking quality: nDCG@k and precision@k for the engine and two baselines in one run.
+"""Measuring ranking quality: nDCG@k and precision@k for the engine and its baselines in one run.
 
 Baselines, both given the request's words (its query plus the words of its segment, role, stage
 and signals), as a search box or a vector database would get them:
 
 * BM25 over title and body (rank_bm25's Okapi BM25);
-* plain dense retrieval: cosine of the request words' embedding, same model as the index.
+* plain dense retrieval: cosine of the request words' embedding, same model as the index;
+* dense retrieval filtered by curated labels ("dense+labels"): the same cosine over only the assets
+  whose curated segments and stages include the request's segment and stage, which is what a vector
+  database over a fully hand-tagged library gives. Reported when the assets' curated labels are known
+  (`evaluate-holdout`, or an index whose assets all carry curated segments and stages).
 
 Gains are the judged grades (0-3) and unjudged assets count 0; nDCG uses linear gain and
 log2 discount (trec_eval's convention). An item is relevant for precision at grade 2 or more.
@@ -29,7 +33,7 @@ from recommender.embeddings import Embedder
 from recommender.engine import Recommender
 from recommender.errors import RecommenderError
 from recommender.signals import resolve_stage
-from recommender.types import BuyerRequest
+from recommender.types import AssetLabels, BuyerRequest, LabelSource
 
 RELEVANT_GRADE = 2
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -197,9 +201,18 @@ def request_words(request: BuyerRequest) -> str:
 
 
 def evaluate(
-    recommender: Recommender, requests: Sequence[EvalRequest], qrels: dict[str, dict[str, int]], k: int = 10
+    recommender: Recommender,
+    requests: Sequence[EvalRequest],
+    qrels: dict[str, dict[str, int]],
+    k: int = 10,
+    *,
+    curated: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
 ) -> EvaluationReport:
-    """The engine and both baselines on the same requests, over the assets of the same index."""
+    """The engine and the baselines on the same requests, over the assets of the same index.
+
+    `curated` maps asset ids to their hand-made (segments, stages) for the dense+labels baseline; by
+    default they are read from the index when every asset's segments and stages there are curated.
+    """
     snapshot = recommender.snapshot
     rows = snapshot.living_rows()
     ids = snapshot.ids_of(rows)
@@ -207,22 +220,36 @@ def evaluate(
     texts = [stored[i][0].text for i in ids]
     bm25 = _bm25(texts)
     vectors = snapshot.vectors_of(rows)
+    if curated is None:
+        curated = _curated_in_index(stored)
     systems = {"engine": SystemScores(), "bm25": SystemScores(), "dense": SystemScores()}
+    if curated:
+        systems["dense+labels"] = SystemScores()
+        segments = np.array([curated[i][0] if i in curated else frozenset() for i in ids], dtype=object)
+        stages = np.array([curated[i][1] if i in curated else frozenset() for i in ids], dtype=object)
     groups: dict[str, dict[str, list[str]]] = {"segment": {}, "stage_source": {}, "language": {}, "query": {}}
     config = recommender.config
     for item in requests:
         request = item.request.model_copy(update={"k": k})
         grades = qrels.get(item.qid, {})
         words = request_words(request)
-        engine = [i.id for i in recommender.recommend(request).items]
-        lexical = _top(bm25.get_scores(_tokens(words)), ids, k, request.exclude)
-        dense = _top(vectors @ recommender.embed_query(words), ids, k, request.exclude)
-        for name, ranked in (("engine", engine), ("bm25", lexical), ("dense", dense)):
-            systems[name].ndcg[item.qid] = ndcg_at_k(ranked, grades, k)
-            systems[name].precision[item.qid] = precision_at_k(ranked, grades, k)
-        _, source = resolve_stage(
+        stage, source = resolve_stage(
             request.segment, request.stage, request.signals, config.stage_signals, config.default_stage
         )
+        similarity = vectors @ recommender.embed_query(words)
+        ranked = {
+            "engine": [i.id for i in recommender.recommend(request).items],
+            "bm25": _top(bm25.get_scores(_tokens(words)), ids, k, request.exclude),
+            "dense": _top(similarity, ids, k, request.exclude),
+        }
+        if curated:
+            fits = np.array(
+                [request.segment.value in s and stage.value in t for s, t in zip(segments, stages, strict=True)]
+            )
+            ranked["dense+labels"] = _top(np.where(fits, similarity, -np.inf), ids, k, request.exclude, fits)
+        for name, found in ranked.items():
+            systems[name].ndcg[item.qid] = ndcg_at_k(found, grades, k)
+            systems[name].precision[item.qid] = precision_at_k(found, grades, k)
         groups["segment"].setdefault(request.segment.value, []).append(item.qid)
         groups["stage_source"].setdefault(source.kind, []).append(item.qid)
         groups["language"].setdefault(request.language or "any", []).append(item.qid)
@@ -240,10 +267,26 @@ def _bm25(texts: Sequence[str]):
     return BM25Okapi([_tokens(t) or ["∅"] for t in texts])
 
 
-def _top(scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str]) -> list[str]:
+def _top(
+    scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str], allowed: np.ndarray | None = None
+) -> list[str]:
+    """The k best-scoring ids, leaving out excluded ones and, with `allowed`, those it marks False."""
     order = np.argsort(-np.asarray(scores), kind="stable")
     excluded = set(exclude)
-    return [ids[i] for i in order if ids[i] not in excluded][:k]
+    return [ids[i] for i in order if ids[i] not in excluded and (allowed is None or allowed[i])][:k]
+
+
+def _curated_in_index(stored: dict[str, tuple[Asset, AssetLabels]]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Each asset's curated segments and stages, or nothing unless every asset has both curated."""
+    if not stored or any(
+        labels.segments.source is not LabelSource.CURATED or labels.stages.source is not LabelSource.CURATED
+        for _, labels in stored.values()
+    ):
+        return {}
+    return {
+        asset_id: (frozenset(labels.segments.labels), frozenset(labels.stages.labels))
+        for asset_id, (_, labels) in stored.items()
+    }
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -295,7 +338,11 @@ def holdout_evaluation(
         )
         recommender = Recommender(folder, embedder, tagger, config)
         mine = [r for r in requests if _site_of(qrels.get(r.qid, {}), site_of_id) == site]
-        report = evaluate(recommender, mine, qrels, k)
+        truth = {
+            assets[i].id: (frozenset(s.value for s in assets[i].segments), frozenset(s.value for s in assets[i].stages))
+            for i in test
+        }
+        report = evaluate(recommender, mine, qrels, k, curated=truth)
         recommender.snapshot.close()
         for name, scores in report.systems.items():
             target = merged.systems.setdefault(name, SystemScores())

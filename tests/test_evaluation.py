@@ -1,4 +1,4 @@
-"""Measuring ranking quality: the metrics against hand-computed values, the files, the three systems."""
+"""Measuring ranking quality: the metrics against hand-computed values, the files, the engine and baselines."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import HashEmbedder
+from conftest import HashEmbedder, write_jsonl
 
-from content_library import Asset
+from content_library import LABEL_FIELDS, Asset
 from content_library.schema import Stage
+from recommender.build import build_index
 from recommender.cli import main
 from recommender.config import RankingConfig
 from recommender.engine import Recommender
@@ -29,6 +30,7 @@ from recommender.evaluation import (
     stage_agreement,
 )
 from recommender.store import IndexStore
+from recommender.tagging import Tagger, TaggerInput
 from recommender.types import BuyerRequest, LabelSource
 
 # -- nDCG@k and precision@k ------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def test_the_baselines_get_the_query_and_the_words_of_segment_role_stage_and_sig
     assert request_words(BuyerRequest(segment="smb")) == "smb"
 
 
-# -- evaluate(): the engine and two baselines in one run ---------------------------------------------------------
+# -- evaluate(): the engine and the baselines in one run ---------------------------------------------------------
 
 
 REQUESTS = [
@@ -207,9 +209,9 @@ def report(recommender: Recommender):
     return evaluate(recommender, REQUESTS, QRELS)
 
 
-def test_evaluate_scores_the_engine_and_both_baselines_on_every_request(report):
+def test_evaluate_scores_the_engine_and_the_baselines_on_every_request(report):
     assert report.k == 10
-    assert list(report.systems) == ["engine", "bm25", "dense"]
+    assert list(report.systems) == ["engine", "bm25", "dense", "dense+labels"]
     for scores in report.systems.values():
         assert list(scores.ndcg) == list(scores.precision) == ["q1", "q2", "q3", "q4"]
 
@@ -228,11 +230,35 @@ def test_bm25_and_dense_find_the_only_asset_with_the_query_word_first(report):
         assert report.systems[system].precision["q3"] == 0.1
 
 
+def test_dense_with_labels_only_returns_assets_curated_for_the_requests_segment_and_stage(report):
+    # q3 resolves to the default stage (awareness); its one judged asset is curated for consideration.
+    assert report.systems["dense"].ndcg["q3"] == 1.0
+    assert report.systems["dense+labels"].ndcg["q3"] == 0.0
+    # q1's best asset is curated enterprise / decision, as asked.
+    assert report.systems["dense+labels"].precision["q1"] == 0.1
+
+
+def test_dense_with_labels_is_left_out_when_the_index_holds_predicted_labels(
+    small_library: list[Asset], embedder: HashEmbedder, tmp_path: Path
+):
+    data = TaggerInput.of(small_library, embedder.encode([a.text for a in small_library]))
+    labels = {field: [[v.value for v in getattr(a, field)] for a in small_library] for field in LABEL_FIELDS}
+    tagger = Tagger(text_features=2**10).fit(data, labels, model=embedder.name)
+    untagged = small_library[0].model_copy(update={"id": "untagged", "segments": (), "stages": (), "roles": ()})
+    library = write_jsonl(tmp_path / "library.jsonl", [*small_library, untagged])
+    build_index([library], tmp_path / "index", embedder, tagger=tagger)
+
+    report = evaluate(Recommender(tmp_path / "index", embedder, tagger), REQUESTS, QRELS)
+
+    assert list(report.systems) == ["engine", "bm25", "dense"]
+
+
 def test_the_baselines_honour_the_exclude_list_too(report):
     assert {name: scores.ndcg["q4"] for name, scores in report.systems.items()} == {
         "engine": 0.0,
         "bm25": 0.0,
         "dense": 0.0,
+        "dense+labels": 0.0,
     }
 
 
@@ -248,12 +274,13 @@ def test_evaluate_breaks_the_requests_down_by_segment_stage_source_language_and_
 def test_the_table_has_a_row_per_breakdown_group_and_system_with_the_mean_metrics(report):
     rows = report.table()
 
-    assert len(rows) == (1 + 2 + 3 + 3 + 2) * 3
+    assert len(rows) == (1 + 2 + 3 + 3 + 2) * 4
     overall = [r for r in rows if r["breakdown"] == "overall"]
     assert [(r["group"], r["system"], r["queries"]) for r in overall] == [
         ("all", "engine", 4),
         ("all", "bm25", 4),
         ("all", "dense", 4),
+        ("all", "dense+labels", 4),
     ]
     bm25 = report.systems["bm25"]
     assert overall[1]["ndcg@10"] == round(sum(bm25.ndcg.values()) / 4, 4)
@@ -291,7 +318,7 @@ def test_holdout_indexes_each_site_alone_untagged_and_evaluates_the_requests_jud
     )
 
     assert report.groups["site"] == {"alpha.example.com": ["qa"], "beta.example.com": ["qb"]}
-    assert sorted(report.systems) == ["bm25", "dense", "engine"]
+    assert sorted(report.systems) == ["bm25", "dense", "dense+labels", "engine"]
     assert sorted(report.systems["engine"].ndcg) == ["qa", "qb"]
     site = Recommender(tmp_path / "work" / "alpha.example.com", embedder)
     stored = site.snapshot.assets(site.snapshot.ids_of(site.snapshot.living_rows()))
@@ -329,7 +356,7 @@ def invoke(*args: str | Path):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_evaluate_prints_the_table_of_every_breakdown_for_the_three_systems(
+def test_evaluate_prints_the_table_of_every_breakdown_for_every_system(
     index_dir: Path, files: tuple[Path, Path], hash_model: None, report
 ):
     requests, qrels = files
@@ -338,7 +365,8 @@ def test_evaluate_prints_the_table_of_every_breakdown_for_the_three_systems(
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    columns = [f"{system} {metric}" for metric in ("ndcg@10", "precision@10") for system in ("engine", "bm25", "dense")]
+    systems = ("engine", "bm25", "dense", "dense+labels")
+    columns = [f"{system} {metric}" for metric in ("ndcg@10", "precision@10") for system in systems]
     assert lines[0] == f"{'breakdown':<13}{'group':<20}{'n':>5}  " + "  ".join(f"{c:>22}" for c in columns)
     rows = {(r["breakdown"], r["group"], r["system"]): r for r in report.table()}
     printed = [(line[:13].strip(), line[13:33].strip(), int(line[33:38]), line[38:].split()) for line in lines[1:]]
@@ -356,9 +384,7 @@ def test_evaluate_prints_the_table_of_every_breakdown_for_the_three_systems(
         ("query", "with query", 3),
     ]
     for breakdown, group, _, values in printed:
-        expected = [
-            rows[(breakdown, group, s)][m] for m in ("ndcg@10", "precision@10") for s in ("engine", "bm25", "dense")
-        ]
+        expected = [rows[(breakdown, group, s)][m] for m in ("ndcg@10", "precision@10") for s in systems]
         assert values == [f"{v:.3f}" for v in expected]
 
 
