@@ -1,6 +1,6 @@
 """A bounded soak: a steady request rate against the real server on loopback, watched window by window.
 
-    python -m benchmarks.soak --minutes 3 [--rate 20] [--workers 2] [--model NAME] [--assets 482]
+    python -m benchmarks.soak --minutes 3 [--rate 20] [--workers 2] [--model NAME] [--assets N]
 
 Builds an index from the shipped sample library (or serves --index-dir), starts the production command
 (`recommender serve`: gunicorn, preloaded app, gthread workers) on a free loopback port and sends a
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"embedding model of the index (default {DEFAULT_MODEL})"
     )
-    parser.add_argument("--assets", type=int, default=482, help="sample library assets to index (default all)")
+    parser.add_argument("--assets", type=int, default=None, help="sample library assets to index (default all)")
     parser.add_argument("--index-dir", type=Path, help="serve this index instead of building one")
     args = parser.parse_args(argv)
 

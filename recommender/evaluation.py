@@ -307,7 +307,7 @@ def holdout_evaluation(
 ) -> EvaluationReport:
     """Evaluate each site as an unseen, untagged library, the way a new customer's library arrives.
 
-    For each site (URL host): a tagger is trained on the other sites' curated labels, the site's
+    For each site (URL host) with judged requests: a tagger is trained on the other sites' curated labels, the site's
     assets are stripped to id, title, body, type, language, url and date, labelled by that tagger
     and indexed alone; then the requests judged on that site are ranked against that index.
     `embeddings` (len(assets), d) are the assets' vectors from `embedder`, computed once.
@@ -320,6 +320,9 @@ def holdout_evaluation(
     site_of_id = dict(zip((a.id for a in assets), sites, strict=True))
     merged = EvaluationReport(k=k, systems={}, groups={"site": {}})
     for site in sorted(set(sites)):
+        mine = [r for r in requests if _site_of(qrels.get(r.qid, {}), site_of_id) == site]
+        if not mine:
+            continue  # a site nobody judged requests on still trains the taggers of the others
         test = np.flatnonzero(sites == site)
         train_rows = np.flatnonzero(sites != site)
         tagger = train([assets[i] for i in train_rows], embeddings[train_rows], model=embedder.name)
@@ -337,7 +340,6 @@ def holdout_evaluation(
             start=IndexStore(folder).begin_build(),
         )
         recommender = Recommender(folder, embedder, tagger, config)
-        mine = [r for r in requests if _site_of(qrels.get(r.qid, {}), site_of_id) == site]
         truth = {
             assets[i].id: (frozenset(s.value for s in assets[i].segments), frozenset(s.value for s in assets[i].stages))
             for i in test

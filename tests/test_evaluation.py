@@ -13,6 +13,7 @@ from conftest import HashEmbedder, write_jsonl
 
 from content_library import LABEL_FIELDS, Asset
 from content_library.schema import Stage
+from recommender import training
 from recommender.build import build_index
 from recommender.cli import main
 from recommender.config import RankingConfig
@@ -328,6 +329,27 @@ def test_holdout_indexes_each_site_alone_untagged_and_evaluates_the_requests_jud
         assert {labels.field(f).source for f in ("segments", "stages", "roles")} == {LabelSource.PREDICTED}
     site.close()
     assert IndexStore(tmp_path / "work" / "beta.example.com").manifest().library_checksum == "holdout"
+
+
+def test_holdout_trains_on_a_site_without_judged_requests_but_does_not_evaluate_it(
+    small_library: list[Asset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    assets = two_sites(small_library)
+    embedder = HashEmbedder()
+    trained_on: list[set[str]] = []
+    original = training.train
+    monkeypatch.setattr(
+        training, "train", lambda train, *a, **kw: trained_on.append({x.id for x in train}) or original(train, *a, **kw)
+    )
+    requests = [EvalRequest("qa", BuyerRequest(segment="enterprise", query="invoice approval"))]
+
+    report = holdout_evaluation(
+        assets, embedder.encode([a.text for a in assets]), embedder, requests, {"qa": {assets[0].id: 3}}, tmp_path
+    )
+
+    assert report.groups["site"] == {"alpha.example.com": ["qa"]}
+    assert trained_on == [{a.id for a in assets[1::2]}]  # beta's assets trained alpha's tagger
+    assert not (tmp_path / "beta.example.com").exists()
 
 
 # -- recommender evaluate --------------------------------------------------------------------------------------
