@@ -201,9 +201,9 @@ def render_model_card(card: dict) -> str:
         "",
         "## Limits",
         "",
-        "Trained on the shipped sample library (four fictional vendors written for this project). Retrain on "
-        "your own curated labels with `recommender train-tagger YOUR_LIBRARY` when your library is labelled; "
-        "curated labels always win over predictions at index time.",
+        f"Trained on the {len(data['sites'])} sites above; the shipped tagger's are the sample library's fictional "
+        "vendors, written for this project. Retrain on your own curated labels with `recommender train-tagger "
+        "YOUR_LIBRARY` when your library is labelled; curated labels always win over predictions at index time.",
         "",
     ]
     return "\n".join(lines)
