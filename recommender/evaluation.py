@@ -1,6 +1,6 @@
 """Measuring ranking quality: nDCG@k and precision@k for the engine and its baselines in one run.
 
-Baselines, both given the request's words (its query plus the words of its segment, role, stage
+Baselines, given the request's words (its query plus the words of its segment, role, stage
 and signals), as a search box or a vector database would get them:
 
 * BM25 over title and body (rank_bm25's Okapi BM25);
@@ -225,8 +225,7 @@ def evaluate(
     systems = {"engine": SystemScores(), "bm25": SystemScores(), "dense": SystemScores()}
     if curated:
         systems["dense+labels"] = SystemScores()
-        segments = np.array([curated[i][0] if i in curated else frozenset() for i in ids], dtype=object)
-        stages = np.array([curated[i][1] if i in curated else frozenset() for i in ids], dtype=object)
+        labels_of = [curated.get(i, (frozenset(), frozenset())) for i in ids]
     groups: dict[str, dict[str, list[str]]] = {"segment": {}, "stage_source": {}, "language": {}, "query": {}}
     config = recommender.config
     for item in requests:
@@ -243,10 +242,8 @@ def evaluate(
             "dense": _top(similarity, ids, k, request.exclude),
         }
         if curated:
-            fits = np.array(
-                [request.segment.value in s and stage.value in t for s, t in zip(segments, stages, strict=True)]
-            )
-            ranked["dense+labels"] = _top(np.where(fits, similarity, -np.inf), ids, k, request.exclude, fits)
+            fits = [request.segment.value in segments and stage.value in stages for segments, stages in labels_of]
+            ranked["dense+labels"] = _top(similarity, ids, k, request.exclude, fits)
         for name, found in ranked.items():
             systems[name].ndcg[item.qid] = ndcg_at_k(found, grades, k)
             systems[name].precision[item.qid] = precision_at_k(found, grades, k)
@@ -268,7 +265,7 @@ def _bm25(texts: Sequence[str]):
 
 
 def _top(
-    scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str], allowed: np.ndarray | None = None
+    scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str], allowed: Sequence[bool] | None = None
 ) -> list[str]:
     """The k best-scoring ids, leaving out excluded ones and, with `allowed`, those it marks False."""
     order = np.argsort(-np.asarray(scores), kind="stable")
@@ -307,9 +304,10 @@ def holdout_evaluation(
 ) -> EvaluationReport:
     """Evaluate each site as an unseen, untagged library, the way a new customer's library arrives.
 
-    For each site (URL host) with judged requests: a tagger is trained on the other sites' curated labels, the site's
-    assets are stripped to id, title, body, type, language, url and date, labelled by that tagger
-    and indexed alone; then the requests judged on that site are ranked against that index.
+    For each site (URL host) with judged requests: a tagger is trained on the other sites' curated
+    labels, the site's assets are stripped to id, title, body, type, language, url and date, labelled
+    by that tagger and indexed alone; then the requests judged on that site are ranked against that
+    index.
     `embeddings` (len(assets), d) are the assets' vectors from `embedder`, computed once.
     """
     from recommender.store import IndexStore
