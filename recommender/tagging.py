@@ -105,7 +105,7 @@ class Tagger:
         self.intercept_: dict[str, np.ndarray] = {}
         for field, vocabulary in LABEL_FIELDS.items():
             names = tuple(member.value for member in vocabulary)
-            y = np.array([[name in row for name in names] for row in labels[field]], dtype=bool)
+            y = label_matrix(labels[field], names)
             coef = np.zeros((len(names), x.shape[1]), dtype=np.float32)
             intercept = np.zeros(len(names), dtype=np.float32)
             for j in range(len(names)):
@@ -140,7 +140,7 @@ class Tagger:
             for field, values in fold._logits(data.subset(held_out)).items():
                 logits[field][held_out] = values
         for field, names in self.labels_.items():
-            truth = np.array([[name in row for name in names] for row in labels[field]], dtype=np.float64)
+            truth = label_matrix(labels[field], names).astype(np.float64)
             temperature = float(
                 optimize.minimize_scalar(
                     lambda t, z=logits[field], y=truth: _log_loss(z / t, y), bounds=(0.05, 20.0), method="bounded"
@@ -300,6 +300,11 @@ class Tagger:
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise ModelError("the tagger is not trained: call fit() or Tagger.load()")
+
+
+def label_matrix(rows: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
+    """(len(rows), len(names)) booleans: whether asset i carries label `names[j]`."""
+    return np.array([[name in row for name in names] for row in rows], dtype=bool)
 
 
 def subset_labels(labels: dict[str, Sequence[Sequence[str]]], rows: np.ndarray) -> dict[str, list[Sequence[str]]]:

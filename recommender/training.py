@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score
 
 from content_library.schema import LABEL_FIELDS, Asset
 from recommender.errors import RecommenderError
-from recommender.tagging import Tagger, TaggerInput, subset_labels
+from recommender.tagging import Tagger, TaggerInput, label_matrix, subset_labels
 
 Labels = dict[str, list[list[str]]]
 
@@ -209,10 +209,6 @@ def render_model_card(card: dict) -> str:
     return "\n".join(lines)
 
 
-def _binary(rows: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
-    return np.array([[name in row for name in names] for row in rows], dtype=bool)
-
-
 def _per_label_f1(truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str] | None], field: str) -> dict:
     """F1 of every label that occurs in the truth or the predictions.
 
@@ -220,7 +216,7 @@ def _per_label_f1(truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[s
     perfect tagger score 0.5 on a library that uses half the roles.
     """
     names = [m.value for m in LABEL_FIELDS[field]]
-    y, p = _binary(truth, names), _binary([row or [] for row in predicted], names)
+    y, p = label_matrix(truth, names), label_matrix([row or [] for row in predicted], names)
     return {
         name: round(float(f1_score(y[:, j], p[:, j], zero_division=0)), 4)
         for j, name in enumerate(names)
