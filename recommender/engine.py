@@ -346,9 +346,15 @@ class Recommender:
         if similarity is not None and self.config.language_centring > 0 and snapshot.language_means is not None:
             bias = ranking.language_bias(snapshot.language_means, snapshot.language_counts, query_vector)
             similarity = similarity - self.config.language_centring * bias[features.language]
+        translations = None
         if similarity is not None and context.language is not None:
-            similarity = ranking.transfer_relevance(
-                similarity, vectors, features.language, context.language, self.config.translation_threshold
+            similarity, translations = ranking.transfer_relevance(
+                similarity,
+                vectors,
+                features.language,
+                context.language,
+                self.config.translation_threshold,
+                self.config.translation_floor,
             )
         components = ranking.score_components(features, similarity, context, self.config)
         selection = ranking.select(
@@ -361,6 +367,7 @@ class Recommender:
             languages=features.language,
             seen_languages=seen[1] if seen is not None else None,
             preferred=context.language,
+            translations=translations,
         )
         chosen_ids = snapshot.ids_of(rows[selection.positions], state)
         assets = snapshot.documents(chosen_ids)

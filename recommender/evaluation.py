@@ -16,6 +16,7 @@ log2 discount (trec_eval's convention). An item is relevant for precision at gra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -187,6 +188,74 @@ def stage_agreement(
         else:
             misses.append((item.qid, expected[item.qid].value, inferred.value))
     return StageAgreement(agree, judged, tuple(misses))
+
+
+@dataclass(frozen=True)
+class TranslationAgreement:
+    """How well the engine's rule (`translation_threshold`, or a mutual best match at least
+    `translation_floor` similar) tells an asset's translations from the other assets in another
+    language of the same site, over every cross-language pair of a site's assets."""
+
+    threshold: float
+    floor: float
+    pairs: int  # known translation pairs
+    found: int  # of those, taken for translations
+    others: int  # other cross-language pairs
+    false: int  # of those, taken for translations
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.found / (self.pairs + self.found + self.false) if self.pairs else float("nan")
+
+    def line(self) -> str:
+        return (
+            f"Translation detection (threshold {self.threshold:g}, mutual best from {self.floor:g}): {self.found} "
+            f"of {self.pairs} translation pairs found, {self.false} of {self.others} other cross-language pairs "
+            f"taken for translations (F1 {self.f1:.3f})"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "f1": round(self.f1, 4)}
+
+
+def translation_agreement(
+    assets: Sequence[Asset], embeddings: np.ndarray, threshold: float, floor: float
+) -> TranslationAgreement:
+    """Measure the translation rule against the translations a library names: an asset whose id is
+    another asset's id plus `-` and its own language (`ledgerly-0022-de`) is that asset's translation,
+    and two translations of one original are translations of each other (the sample library's
+    convention). A mutual best match is taken across all of a site's assets in the two languages (the
+    engine looks among a request's candidates only). The cost grows with the square of a site's assets.
+    """
+    from recommender.training import vendor_of
+
+    ids = {a.id for a in assets}
+    group = np.array([_original_id(a) if _original_id(a) in ids else a.id for a in assets])
+    sites = np.array([vendor_of(a) for a in assets])
+    languages = np.array([a.language for a in assets])
+    pairs = found = others = false = 0
+    for site in set(sites):
+        here = sites == site
+        present = sorted(set(languages[here]))
+        for i, one in enumerate(present):
+            for other in present[i + 1 :]:
+                a = np.flatnonzero(here & (languages == one))
+                b = np.flatnonzero(here & (languages == other))
+                between = embeddings[a] @ embeddings[b].T
+                mutual = (between == between.max(axis=1, keepdims=True)) & (
+                    between == between.max(axis=0, keepdims=True)
+                )
+                taken = (between >= threshold) | (mutual & (between >= floor))
+                same = group[a][:, None] == group[b][None, :]
+                pairs += int(same.sum())
+                found += int((same & taken).sum())
+                others += int((~same).sum())
+                false += int((~same & taken).sum())
+    return TranslationAgreement(threshold, floor, pairs, found, others, false)
+
+
+def _original_id(asset: Asset) -> str:
+    return asset.id.removesuffix(f"-{asset.language}")
 
 
 def request_words(request: BuyerRequest) -> str:

@@ -25,6 +25,7 @@ _ORIGINALS = 32
 #: Assets a language needs before its lean counts half (`language_bias`): the mean of a few assets
 #: is mostly their own topic, not the model's leaning towards their language.
 _LANGUAGE_PRIOR = 10.0
+_NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -147,27 +148,38 @@ class Selection:
 
 
 def transfer_relevance(
-    similarity: np.ndarray, vectors: np.ndarray, languages: np.ndarray, preferred: int, threshold: float
-) -> np.ndarray:
+    similarity: np.ndarray,
+    vectors: np.ndarray,
+    languages: np.ndarray,
+    preferred: int,
+    threshold: float,
+    floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Relevance with each candidate in the `preferred` language raised to that of the most relevant
-    candidate in another language it is at least `threshold` similar to (taken for its translation).
+    candidate in another language it is taken for the translation of; and the pairs so taken, as
+    (p, 2) candidate positions (the one in the visitor's language, the other version).
 
+    A pair is taken for translations when it is at least `threshold` similar, or at least `floor`
+    similar and each is the other's most similar candidate across the two (a mutual best match).
     A visitor reading German who asks in English should get the German version of the best English
     match: the query's language otherwise gives the original a lead that no language bonus closes
     without also pushing off-topic German assets up.
     """
     mine = np.flatnonzero(languages == preferred)
     if threshold >= 1.0 or len(mine) in (0, len(languages)):
-        return similarity
+        return similarity, _NO_PAIRS
     others = np.flatnonzero(languages != preferred)
     # Only an original more relevant than most can lift a translation into the list: comparing the
     # most relevant few keeps this one small product (~0.1 ms) instead of all pairs of candidates.
     originals = others[np.argsort(-similarity[others], kind="stable")[:_ORIGINALS]]
-    paired = (vectors[mine] @ vectors[originals].T) >= threshold
+    between = vectors[mine] @ vectors[originals].T
+    mutual = (between == between.max(axis=1, keepdims=True)) & (between == between.max(axis=0, keepdims=True))
+    paired = (between >= threshold) | (mutual & (between >= floor))
     inherited = np.where(paired, similarity[originals][None, :], -np.inf).max(axis=1)
     out = similarity.copy()
     out[mine] = np.maximum(similarity[mine], inherited)
-    return out
+    rows, columns = np.nonzero(paired)
+    return out, np.column_stack([mine[rows], originals[columns]])
 
 
 def select(
@@ -181,6 +193,7 @@ def select(
     languages: np.ndarray | None = None,
     seen_languages: np.ndarray | None = None,
     preferred: int | None = None,
+    translations: np.ndarray | None = None,
 ) -> Selection:
     """Greedy maximal-marginal-relevance selection of k candidates, with a cap per asset type.
 
@@ -191,9 +204,10 @@ def select(
     candidates' `languages`, a candidate in another language than a chosen item and at least
     `translation_threshold` similar to it is taken for its translation and pays the full penalty;
     when the visitor's language is known (`preferred`), only candidates in other languages pay it,
-    for an item in the visitor's language. `seen` (m, d) are vectors of items shown before (earlier
-    steps of a sequence), in `seen_languages`: they count as chosen. The result is sorted by final
-    score.
+    for an item in the visitor's language; so does the other version of each pair in `translations`
+    (from `transfer_relevance`) once the visitor's version is chosen. `seen` (m, d) are vectors of
+    items shown before (earlier steps of a sequence), in `seen_languages`: they count as chosen. The
+    result is sorted by final score.
     """
     names = [name for name in COMPONENTS if name in components]
     base = np.sum([components[name] for name in names], axis=0) if names else np.zeros(len(asset_types))
@@ -203,11 +217,11 @@ def select(
     available = np.ones(n, dtype=bool)
     type_counts = np.zeros(len(ASSET_TYPES), dtype=np.int64)
     threshold = config.diversity_threshold
-    translations = languages is not None and config.translation_threshold < 1.0
+    translating = languages is not None and config.translation_threshold < 1.0
 
     def similar(to: np.ndarray, language: int | None) -> np.ndarray:
         similarity = cosines(vectors, to)
-        if translations and language is not None and (preferred is None or language == preferred):
+        if translating and language is not None and (preferred is None or language == preferred):
             other = languages != language
             similarity = np.where(other & (similarity >= config.translation_threshold), 1.0, similarity)
         return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
@@ -234,6 +248,8 @@ def select(
             available &= asset_types != kind
         if config.diversity > 0:
             penalty = np.maximum(penalty, similar(vectors[pick], None if languages is None else languages[pick]))
+            if translations is not None:
+                penalty[translations[translations[:, 0] == pick, 1]] = config.diversity
     # Filling up past the type cap can pick an item that outscores the one before it.
     order = np.argsort(-np.asarray(scores), kind="stable")
     return Selection(

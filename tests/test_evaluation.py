@@ -7,9 +7,10 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import HashEmbedder, write_jsonl
+from conftest import HashEmbedder, make_asset, write_jsonl
 
 from content_library import LABEL_FIELDS, Asset
 from content_library.schema import Stage
@@ -29,6 +30,7 @@ from recommender.evaluation import (
     read_requests,
     request_words,
     stage_agreement,
+    translation_agreement,
 )
 from recommender.store import IndexStore
 from recommender.tagging import Tagger, TaggerInput
@@ -463,3 +465,30 @@ def test_evaluate_reports_stage_inference_against_a_judged_stages_file(
 
     assert result.exit_code == 0, result.output
     assert re.search(r"^Stage inference: \d+ of 3 requests without a given stage agree", result.output, re.M)
+
+
+# -- translation detection against the translations a library names ----------------------------------------
+
+
+def test_translation_agreement_counts_found_and_missed_translations_and_false_pairs_within_a_site():
+    site = "https://vendor.example.com/"
+    assets = [
+        make_asset("a", url=site + "a"),
+        make_asset("a-de", language="de", url=site + "a-de"),  # a's translations, and so each other's
+        make_asset("a-id", language="id", url=site + "a-id"),
+        make_asset("b", url=site + "b"),
+        make_asset("c-de", language="de", url=site + "c-de"),  # a German original: no "c" in the library
+        make_asset("x", language="de", url="https://other.example.com/x"),  # another site is not compared
+    ]
+    vectors = np.array([[1, 0, 0], [0.8, 0.6, 0], [0.6, 0.8, 0], [0, 0, 1], [0, 0.6, 0.8], [1, 0, 0]], dtype=np.float32)
+
+    by_threshold = translation_agreement(assets, vectors, threshold=0.7, floor=1.0)
+    with_mutual = translation_agreement(assets, vectors, threshold=0.7, floor=0.55)
+
+    # Translations: a/a-de 0.8 found, a-de/a-id 0.96 found, a/a-id 0.6 missed. Other cross-language
+    # pairs: a/c-de, a-de/b, a-id/b, a-id/c-de, and b/c-de at 0.8, taken for a translation.
+    assert (by_threshold.pairs, by_threshold.found, by_threshold.others, by_threshold.false) == (3, 2, 5, 1)
+    assert by_threshold.f1 == pytest.approx(2 * 2 / (3 + 2 + 1))
+    assert by_threshold.line().startswith("Translation detection (threshold 0.7, mutual best from 1): 2 of 3")
+    # a and a-id are each other's best English-Indonesian match (0.6): found from a floor of 0.55.
+    assert (with_mutual.found, with_mutual.false) == (3, 1)

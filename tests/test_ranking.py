@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -342,18 +343,62 @@ TRANSLATING = dataclasses.replace(CONFIG, translation_threshold=0.55, max_per_ty
 def test_a_candidate_in_the_visitors_language_inherits_the_relevance_of_the_one_it_translates():
     similarity = np.array([0.8, 0.5, 0.3])
 
-    raised = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.55)
+    raised, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.55, floor=1.0)
 
     assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
+    assert pairs.tolist() == [[1, 0]]
     assert similarity.tolist() == pytest.approx([0.8, 0.5, 0.3])
 
 
 def test_candidates_less_similar_than_the_translation_threshold_keep_their_relevance():
     similarity = np.array([0.8, 0.5, 0.3])
 
-    kept = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65)
+    kept, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=1.0)
 
     assert kept.tolist() == pytest.approx([0.8, 0.5, 0.3])
+    assert pairs.tolist() == []
+
+
+def test_a_mutual_best_match_above_the_floor_is_taken_for_a_translation_below_the_threshold():
+    # b (0.6 to a) is a's most similar German candidate and a is b's most similar other-language one.
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    raised, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=0.55)
+
+    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
+    assert pairs.tolist() == [[1, 0]]
+
+
+def test_a_pair_above_the_floor_that_is_not_a_mutual_best_match_is_not_taken_for_a_translation():
+    # d is 0.58 similar to a, but a's most similar German candidate is b (0.6).
+    vectors = np.vstack([TRANSLATED, unit(0.58, 0, math.sqrt(1 - 0.58**2))])
+    similarity = np.array([0.8, 0.5, 0.3, 0.2])
+
+    raised, pairs = transfer_relevance(similarity, vectors, np.array([EN, DE, DE, DE]), DE, 0.65, floor=0.55)
+
+    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3, 0.2])
+    assert pairs.tolist() == [[1, 0]]
+
+
+def test_the_other_version_of_a_pair_taken_for_translations_pays_once_the_visitors_version_is_chosen():
+    below = dataclasses.replace(TRANSLATING, translation_threshold=0.65)  # a and b (0.6) pass on the pair alone
+    scores = {"segment": np.array([0.9, 1.0, 0.2])}
+
+    paired = select(
+        scores,
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        below,
+        languages=TRANSLATED_LANGUAGES,
+        preferred=DE,
+        translations=np.array([[1, 0]]),
+    )
+    unpaired = select(scores, TRANSLATED, np.zeros(3, np.int8), 3, below, languages=TRANSLATED_LANGUAGES, preferred=DE)
+
+    assert paired.positions.tolist() == [1, 2, 0]
+    assert paired.reasons[2]["diversity"] == -below.diversity
+    assert unpaired.positions.tolist() == [1, 0, 2]
 
 
 def test_a_translation_of_a_chosen_item_pays_the_full_penalty_though_below_the_diversity_threshold():

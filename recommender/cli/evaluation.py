@@ -104,6 +104,7 @@ def evaluate_holdout(
         read_qrels,
         read_requests,
         stage_agreement,
+        translation_agreement,
     )
     from recommender.training import cross_validate
 
@@ -116,11 +117,11 @@ def evaluate_holdout(
         report = holdout_evaluation(assets, embeddings, embedder, asked, read_qrels(qrels), work, config=config)
     cv = cross_validate(assets, embeddings, model=embedder.name)
     stages = stage_agreement(asked, read_expected_stages(stages_path), config)
+    translations = translation_agreement(assets, embeddings, config.translation_threshold, config.translation_floor)
     rows = report.table()
     if as_json:
-        click.echo(
-            json.dumps({"ranking": rows, "tagging": cv.as_dict(), "stage_inference": stages.as_dict()}, indent=2)
-        )
+        payload = {"ranking": rows, "tagging": cv.as_dict(), "stage_inference": stages.as_dict()}
+        click.echo(json.dumps({**payload, "translation_detection": translations.as_dict()}, indent=2))
         return
     _print(rows, False)
     click.echo(
@@ -128,6 +129,8 @@ def evaluate_holdout(
     )
     if stages.judged:
         click.echo(stages.line())
+    if translations.pairs:
+        click.echo(translations.line())
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
