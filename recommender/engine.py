@@ -347,8 +347,8 @@ class Recommender:
             bias = ranking.language_bias(snapshot.language_means, snapshot.language_counts, query_vector)
             similarity = similarity - self.config.language_centring * bias[features.language]
         translations = None
-        if similarity is not None and context.language is not None:
-            similarity, translations = ranking.transfer_relevance(
+        if similarity is not None:
+            translations = ranking.translation_pairs(
                 similarity,
                 vectors,
                 features.language,
@@ -356,6 +356,8 @@ class Recommender:
                 self.config.translation_threshold,
                 self.config.translation_floor,
             )
+            if context.language is not None:
+                similarity = ranking.transfer_relevance(similarity, translations)
         components = ranking.score_components(features, similarity, context, self.config)
         selection = ranking.select(
             components,

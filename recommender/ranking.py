@@ -147,39 +147,64 @@ class Selection:
     reasons: list[dict[str, float]]
 
 
-def transfer_relevance(
+def translation_pairs(
     similarity: np.ndarray,
     vectors: np.ndarray,
     languages: np.ndarray,
-    preferred: int,
+    preferred: int | None,
     threshold: float,
     floor: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Relevance with each candidate in the `preferred` language raised to that of the most relevant
-    candidate in another language it is taken for the translation of; and the pairs so taken, as
-    (p, 2) candidate positions (the one in the visitor's language, the other version).
+) -> np.ndarray:
+    """Candidates taken for translations of each other, as (p, 2) positions: once the first of a pair
+    is chosen, the second pays the full diversity penalty (`select`).
 
-    A pair is taken for translations when it is at least `threshold` similar, or at least `floor`
-    similar and each is the other's most similar candidate across the two (a mutual best match).
+    A pair is taken when it is at least `threshold` similar, or at least `floor` similar and each is
+    the other's most similar candidate across its two languages (a mutual best match: a translation
+    whose wording drifted usually is, two merely related assets rarely). With the visitor's language
+    (`preferred`) the candidates in it are compared with the most relevant ones in other languages,
+    and each pair is (the visitor's version, the other); without it the most relevant candidates are
+    compared with each other, and each pair appears both ways round. Only the most relevant few can
+    reach the list, and comparing them keeps this to small products (~0.1 ms).
+    """
+    if threshold >= 1.0:
+        return _NO_PAIRS
+    ranked = np.argsort(-similarity, kind="stable")
+    if preferred is None:
+        mine = ranked[:_ORIGINALS]
+        others = mine
+    else:
+        mine = np.flatnonzero(languages == preferred)
+        others = ranked[languages[ranked] != preferred][:_ORIGINALS]
+    if len(mine) == 0 or len(others) == 0:
+        return _NO_PAIRS
+    between = vectors[mine] @ vectors[others].T
+    crossing = languages[mine][:, None] != languages[others][None, :]
+    taken = crossing & (between >= threshold)
+    for language in np.unique(languages[others]):
+        # Best matches are counted within each pair of languages: the German candidate most like an
+        # English one, and the English candidate most like that German one.
+        block = crossing & (languages[others] == language)[None, :]
+        scores = np.where(block, between, -np.inf)
+        row_best = scores == scores.max(axis=1, keepdims=True)
+        for other in np.unique(languages[mine]):
+            rows = languages[mine] == other
+            column_best = scores == np.where(rows[:, None], scores, -np.inf).max(axis=0, keepdims=True)
+            taken |= block & rows[:, None] & row_best & column_best & (between >= floor)
+    first, second = np.nonzero(taken)
+    return np.column_stack([mine[first], others[second]])
+
+
+def transfer_relevance(similarity: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Relevance with the first of each pair (the visitor's version) raised to that of the second (the
+    version it translates), when higher.
+
     A visitor reading German who asks in English should get the German version of the best English
     match: the query's language otherwise gives the original a lead that no language bonus closes
     without also pushing off-topic German assets up.
     """
-    mine = np.flatnonzero(languages == preferred)
-    if threshold >= 1.0 or len(mine) in (0, len(languages)):
-        return similarity, _NO_PAIRS
-    others = np.flatnonzero(languages != preferred)
-    # Only an original more relevant than most can lift a translation into the list: comparing the
-    # most relevant few keeps this one small product (~0.1 ms) instead of all pairs of candidates.
-    originals = others[np.argsort(-similarity[others], kind="stable")[:_ORIGINALS]]
-    between = vectors[mine] @ vectors[originals].T
-    mutual = (between == between.max(axis=1, keepdims=True)) & (between == between.max(axis=0, keepdims=True))
-    paired = (between >= threshold) | (mutual & (between >= floor))
-    inherited = np.where(paired, similarity[originals][None, :], -np.inf).max(axis=1)
     out = similarity.copy()
-    out[mine] = np.maximum(similarity[mine], inherited)
-    rows, columns = np.nonzero(paired)
-    return out, np.column_stack([mine[rows], originals[columns]])
+    np.maximum.at(out, pairs[:, 0], similarity[pairs[:, 1]])
+    return out
 
 
 def select(
@@ -204,8 +229,8 @@ def select(
     candidates' `languages`, a candidate in another language than a chosen item and at least
     `translation_threshold` similar to it is taken for its translation and pays the full penalty;
     when the visitor's language is known (`preferred`), only candidates in other languages pay it,
-    for an item in the visitor's language; so does the other version of each pair in `translations`
-    (from `transfer_relevance`) once the visitor's version is chosen. `seen` (m, d) are vectors of
+    for an item in the visitor's language; so does the second of each pair in `translations` (from
+    `translation_pairs`) once the first is chosen. `seen` (m, d) are vectors of
     items shown before (earlier steps of a sequence), in `seen_languages`: they count as chosen. The
     result is sorted by final score.
     """

@@ -301,3 +301,18 @@ def test_for_an_english_visitor_the_translation_of_a_listed_asset_pays_the_full_
     # The pair sits below the near-duplicate threshold (0.75): only translation handling makes it pay.
     assert list(items)[0] == "ledgerly-0017"
     assert items["ledgerly-0017-de"].reasons["diversity"] == -recommender.config.diversity
+
+
+def test_without_a_language_the_second_listed_version_of_a_mutual_best_match_pays_the_full_diversity_penalty(
+    translated_index: Path, combined: CombinedEmbedder
+):
+    from recommender import BuyerRequest, Recommender
+
+    recommender = Recommender(translated_index, combined)
+    asset, labels = recommender.get("ledgerly-0024")
+    request = BuyerRequest(segment=labels.segments.labels[0], stage=labels.stages.labels[0], query=asset.title, k=10)
+
+    ranked = [item for item in recommender.recommend(request).items if item.id.startswith("ledgerly-0024")]
+
+    # The pair (0.58) sits below the translation threshold (0.62): only the mutual best match makes it pay.
+    assert [item.reasons["diversity"] for item in ranked] == [0.0, -recommender.config.diversity]

@@ -18,6 +18,7 @@ from recommender.ranking import (
     select,
     smoothed_relevance,
     transfer_relevance,
+    translation_pairs,
 )
 
 WEIGHTS = RankingWeights(relevance=2.0, segment=1.0, role=0.5, stage=1.0, type_prior=0.2, language=0.4, freshness=0.1)
@@ -343,29 +344,26 @@ TRANSLATING = dataclasses.replace(CONFIG, translation_threshold=0.55, max_per_ty
 def test_a_candidate_in_the_visitors_language_inherits_the_relevance_of_the_one_it_translates():
     similarity = np.array([0.8, 0.5, 0.3])
 
-    raised, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.55, floor=1.0)
+    pairs = translation_pairs(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.55, floor=1.0)
+    raised = transfer_relevance(similarity, pairs)
 
-    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
     assert pairs.tolist() == [[1, 0]]
+    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
     assert similarity.tolist() == pytest.approx([0.8, 0.5, 0.3])
 
 
-def test_candidates_less_similar_than_the_translation_threshold_keep_their_relevance():
+def test_candidates_less_similar_than_the_translation_threshold_are_no_pair():
     similarity = np.array([0.8, 0.5, 0.3])
 
-    kept, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=1.0)
-
-    assert kept.tolist() == pytest.approx([0.8, 0.5, 0.3])
-    assert pairs.tolist() == []
+    assert translation_pairs(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=1.0).tolist() == []
 
 
 def test_a_mutual_best_match_above_the_floor_is_taken_for_a_translation_below_the_threshold():
-    # b (0.6 to a) is a's most similar German candidate and a is b's most similar other-language one.
+    # b (0.6 to a) is a's most similar German candidate and a is b's most similar English one.
     similarity = np.array([0.8, 0.5, 0.3])
 
-    raised, pairs = transfer_relevance(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=0.55)
+    pairs = translation_pairs(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 0.65, floor=0.55)
 
-    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3])
     assert pairs.tolist() == [[1, 0]]
 
 
@@ -374,10 +372,23 @@ def test_a_pair_above_the_floor_that_is_not_a_mutual_best_match_is_not_taken_for
     vectors = np.vstack([TRANSLATED, unit(0.58, 0, math.sqrt(1 - 0.58**2))])
     similarity = np.array([0.8, 0.5, 0.3, 0.2])
 
-    raised, pairs = transfer_relevance(similarity, vectors, np.array([EN, DE, DE, DE]), DE, 0.65, floor=0.55)
+    pairs = translation_pairs(similarity, vectors, np.array([EN, DE, DE, DE]), DE, 0.65, floor=0.55)
 
-    assert raised.tolist() == pytest.approx([0.8, 0.8, 0.3, 0.2])
     assert pairs.tolist() == [[1, 0]]
+
+
+def test_without_the_visitors_language_a_pair_is_listed_both_ways_round():
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    pairs = translation_pairs(similarity, TRANSLATED, TRANSLATED_LANGUAGES, None, 0.65, floor=0.55)
+
+    assert sorted(pairs.tolist()) == [[0, 1], [1, 0]]
+
+
+def test_a_translation_threshold_of_one_takes_no_pairs():
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    assert translation_pairs(similarity, TRANSLATED, TRANSLATED_LANGUAGES, DE, 1.0, floor=0.0).tolist() == []
 
 
 def test_the_other_version_of_a_pair_taken_for_translations_pays_once_the_visitors_version_is_chosen():
