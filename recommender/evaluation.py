@@ -33,6 +33,7 @@ from recommender.config import RankingConfig
 from recommender.embeddings import Embedder
 from recommender.engine import Recommender
 from recommender.errors import RecommenderError
+from recommender.ranking import taken_for_translations
 from recommender.signals import resolve_stage
 from recommender.types import AssetLabels, BuyerRequest, LabelSource
 
@@ -241,11 +242,7 @@ def translation_agreement(
             for other in present[i + 1 :]:
                 a = np.flatnonzero(here & (languages == one))
                 b = np.flatnonzero(here & (languages == other))
-                between = embeddings[a] @ embeddings[b].T
-                mutual = (between == between.max(axis=1, keepdims=True)) & (
-                    between == between.max(axis=0, keepdims=True)
-                )
-                taken = (between >= threshold) | (mutual & (between >= floor))
+                taken = taken_for_translations(embeddings[a] @ embeddings[b].T, threshold, floor)
                 same = group[a][:, None] == group[b][None, :]
                 pairs += int(same.sum())
                 found += int((same & taken).sum())

@@ -178,20 +178,26 @@ def translation_pairs(
     if len(mine) == 0 or len(others) == 0:
         return _NO_PAIRS
     between = vectors[mine] @ vectors[others].T
-    crossing = languages[mine][:, None] != languages[others][None, :]
-    taken = crossing & (between >= threshold)
-    for language in np.unique(languages[others]):
-        # Best matches are counted within each pair of languages: the German candidate most like an
-        # English one, and the English candidate most like that German one.
-        block = crossing & (languages[others] == language)[None, :]
-        scores = np.where(block, between, -np.inf)
-        row_best = scores == scores.max(axis=1, keepdims=True)
-        for other in np.unique(languages[mine]):
-            rows = languages[mine] == other
-            column_best = scores == np.where(rows[:, None], scores, -np.inf).max(axis=0, keepdims=True)
-            taken |= block & rows[:, None] & row_best & column_best & (between >= floor)
+    taken = np.zeros(between.shape, dtype=bool)
+    for row_language in np.unique(languages[mine]):
+        rows = np.flatnonzero(languages[mine] == row_language)
+        for column_language in np.unique(languages[others]):
+            if column_language != row_language:
+                columns = np.flatnonzero(languages[others] == column_language)
+                block = np.ix_(rows, columns)
+                taken[block] = taken_for_translations(between[block], threshold, floor)
     first, second = np.nonzero(taken)
     return np.column_stack([mine[first], others[second]])
+
+
+def taken_for_translations(between: np.ndarray, threshold: float, floor: float) -> np.ndarray:
+    """Which pairs of two groups of assets, each in one language, are taken for translations, from
+    their (m, k) cosines `between`: those at least `threshold` similar, and those at least `floor`
+    similar that are each other's most similar in the other group."""
+    if between.size == 0:
+        return np.zeros(between.shape, dtype=bool)
+    mutual = (between == between.max(axis=1, keepdims=True)) & (between == between.max(axis=0, keepdims=True))
+    return (between >= threshold) | (mutual & (between >= floor))
 
 
 def transfer_relevance(similarity: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -230,9 +236,9 @@ def select(
     `translation_threshold` similar to it is taken for its translation and pays the full penalty;
     when the visitor's language is known (`preferred`), only candidates in other languages pay it,
     for an item in the visitor's language; so does the second of each pair in `translations` (from
-    `translation_pairs`) once the first is chosen. `seen` (m, d) are vectors of
-    items shown before (earlier steps of a sequence), in `seen_languages`: they count as chosen. The
-    result is sorted by final score.
+    `translation_pairs`) once the first is chosen. `seen` (m, d) are vectors of items shown before
+    (earlier steps of a sequence), in `seen_languages`: they count as chosen. The result is sorted by
+    final score.
     """
     names = [name for name in COMPONENTS if name in components]
     base = np.sum([components[name] for name in names], axis=0) if names else np.zeros(len(asset_types))
