@@ -239,8 +239,8 @@ def translation_agreement(
         here = sites == site
         present = sorted(set(languages[here]))
         for i, one in enumerate(present):
+            a = np.flatnonzero(here & (languages == one))
             for other in present[i + 1 :]:
-                a = np.flatnonzero(here & (languages == one))
                 b = np.flatnonzero(here & (languages == other))
                 taken = taken_for_translations(embeddings[a] @ embeddings[b].T, threshold, floor)
                 same = group[a][:, None] == group[b][None, :]

@@ -182,6 +182,16 @@ def recommender(index_dir: Path, embedder: HashEmbedder) -> Recommender:
     return Recommender(index_dir, embedder, today=lambda: dt.date(2026, 1, 1))
 
 
+@pytest.fixture
+def small_tagger(small_library: list[Asset], embedder: HashEmbedder):
+    """A tagger trained on the small library's curated labels and HashEmbedder vectors."""
+    from recommender.tagging import Tagger, TaggerInput
+    from recommender.training import curated_labels
+
+    data = TaggerInput.of(small_library, embedder.encode([a.text for a in small_library]))
+    return Tagger(text_features=2**10).fit(data, curated_labels(small_library), model=embedder.name)
+
+
 # -- the HTTP API (tests/test_api_*.py) ------------------------------------------------------------------
 
 API_WRITE_KEY = "test-write-key-0123456789abcdef"

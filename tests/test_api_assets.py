@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import API_WRITE_KEY, HashEmbedder, make_asset
+from conftest import API_WRITE_KEY, make_asset
 
-from content_library import LABEL_FIELDS, Asset
+from content_library import Asset
 from recommender import Recommender
-from recommender.tagging import Tagger, TaggerInput
 
 AUTH = {"Authorization": f"Bearer {API_WRITE_KEY}"}
 
@@ -263,17 +262,10 @@ def test_a_bulk_upsert_takes_1_to_1000_assets(api_client, count, status):
 # -- tagging -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tagger(small_library, embedder: HashEmbedder) -> Tagger:
-    data = TaggerInput.of(small_library, embedder.encode([a.text for a in small_library]))
-    labels = {field: [[v.value for v in getattr(a, field)] for a in small_library] for field in LABEL_FIELDS}
-    return Tagger(text_features=2**10).fit(data, labels, model=embedder.name)
-
-
-def test_tagging_predicts_labels_with_confidences_and_stores_nothing(index_dir, embedder, tagger):
+def test_tagging_predicts_labels_with_confidences_and_stores_nothing(index_dir, embedder, small_tagger):
     from api import create_app
 
-    recommender = Recommender(index_dir, embedder, tagger, today=lambda: dt.date(2026, 1, 1))
+    recommender = Recommender(index_dir, embedder, small_tagger, today=lambda: dt.date(2026, 1, 1))
     client = create_app({"RECOMMENDER": recommender}).test_client()
     untagged = asset_json("draft-1", title="vendor due diligence", segments=[], stages=[], roles=[])
     expected = recommender.tag([Asset.model_validate(untagged)])[0]

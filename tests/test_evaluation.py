@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import HashEmbedder, make_asset, write_jsonl
 
-from content_library import LABEL_FIELDS, Asset
+from content_library import Asset
 from content_library.schema import Stage
 from recommender import training
 from recommender.build import build_index
@@ -33,7 +33,7 @@ from recommender.evaluation import (
     translation_agreement,
 )
 from recommender.store import IndexStore
-from recommender.tagging import Tagger, TaggerInput
+from recommender.tagging import Tagger
 from recommender.types import BuyerRequest, LabelSource
 
 # -- nDCG@k and precision@k ------------------------------------------------------------------------------
@@ -242,16 +242,13 @@ def test_dense_with_labels_only_returns_assets_curated_for_the_requests_segment_
 
 
 def test_dense_with_labels_is_left_out_when_the_index_holds_predicted_labels(
-    small_library: list[Asset], embedder: HashEmbedder, tmp_path: Path
+    small_library: list[Asset], embedder: HashEmbedder, small_tagger: Tagger, tmp_path: Path
 ):
-    data = TaggerInput.of(small_library, embedder.encode([a.text for a in small_library]))
-    labels = {field: [[v.value for v in getattr(a, field)] for a in small_library] for field in LABEL_FIELDS}
-    tagger = Tagger(text_features=2**10).fit(data, labels, model=embedder.name)
     untagged = small_library[0].model_copy(update={"id": "untagged", "segments": (), "stages": (), "roles": ()})
     library = write_jsonl(tmp_path / "library.jsonl", [*small_library, untagged])
-    build_index([library], tmp_path / "index", embedder, tagger=tagger)
+    build_index([library], tmp_path / "index", embedder, tagger=small_tagger)
 
-    report = evaluate(Recommender(tmp_path / "index", embedder, tagger), REQUESTS, QRELS)
+    report = evaluate(Recommender(tmp_path / "index", embedder, small_tagger), REQUESTS, QRELS)
 
     assert list(report.systems) == ["engine", "bm25", "dense"]
 
