@@ -20,7 +20,7 @@ from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
 from recommender.errors import IndexCorrupt, ModelError, RecommenderError, VersionChanged
-from recommender.features import ASSET_TYPES, language_code
+from recommender.features import ASSET_TYPES, FeatureTable, language_code
 from recommender.ranking import BuyerContext
 from recommender.signals import resolve_stage
 from recommender.snapshot import Snapshot
@@ -348,17 +348,13 @@ class Recommender:
             similarity = similarity - self.config.language_centring * bias[features.language]
         translations = None
         if similarity is not None:
-            translations = ranking.translation_pairs(
-                similarity,
-                vectors,
-                features.language,
-                context.language,
-                self.config.translation_threshold,
-                self.config.translation_floor,
-            )
+            translations = self._translation_pairs(similarity, vectors, features, context)
             if context.language is not None:
-                similarity = ranking.transfer_relevance(similarity, translations)
+                own = features.language[translations[:, 0]] == context.language
+                similarity = ranking.transfer_relevance(similarity, translations[own])
         components = ranking.score_components(features, similarity, context, self.config)
+        if translations is None:
+            translations = self._translation_pairs(ranking.total(components), vectors, features, context)
         selection = ranking.select(
             components,
             vectors,
@@ -388,6 +384,18 @@ class Recommender:
         result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
+
+    def _translation_pairs(
+        self, order: np.ndarray, vectors: np.ndarray, features: FeatureTable, context: BuyerContext
+    ) -> np.ndarray:
+        return ranking.translation_pairs(
+            order,
+            vectors,
+            features.language,
+            context.language,
+            self.config.translation_threshold,
+            self.config.translation_floor,
+        )
 
     def _candidates(
         self,

@@ -53,6 +53,7 @@ class SystemScores:
 
     ndcg: dict[str, float] = field(default_factory=dict)
     precision: dict[str, float] = field(default_factory=dict)
+    ranked: dict[str, list[str]] = field(default_factory=dict)  # the ids it listed, best first
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,8 @@ def translation_agreement(
     """
     from recommender.training import vendor_of
 
-    ids = {a.id for a in assets}
-    group = np.array([_original_id(a) if _original_id(a) in ids else a.id for a in assets])
+    texts = translation_groups(assets)
+    group = np.array([texts[a.id] for a in assets])
     sites = np.array([vendor_of(a) for a in assets])
     languages = np.array([a.language for a in assets])
     pairs = found = others = false = 0
@@ -251,8 +252,65 @@ def translation_agreement(
     return TranslationAgreement(threshold, floor, pairs, found, others, false)
 
 
-def _original_id(asset: Asset) -> str:
-    return asset.id.removesuffix(f"-{asset.language}")
+def translation_groups(assets: Sequence[Asset]) -> dict[str, str]:
+    """Each asset's text: the id of the original it translates, or its own. An asset whose id is
+    another asset's id plus `-` and its own language (`ledgerly-0022-de`) translates that asset."""
+    ids = {a.id for a in assets}
+    out = {}
+    for asset in assets:
+        original = asset.id.removesuffix(f"-{asset.language}")
+        out[asset.id] = original if original in ids else asset.id
+    return out
+
+
+@dataclass(frozen=True)
+class RepeatedTexts:
+    """How often a system's lists show one text twice (an asset and its translation), and its nDCG@k
+    when a text already listed gains nothing and the ideal list holds each text once. The usual grades
+    count a translation as a relevant asset of its own, so a list gains by repeating a text."""
+
+    system: str
+    lists: int
+    with_repeats: int
+    ndcg: float
+    k: int
+
+    def line(self) -> str:
+        return (
+            f"Repeated texts: {self.with_repeats} of {self.lists} {self.system} lists show one text twice (an "
+            f"asset and its translation); nDCG@{self.k} with each text counted once: {self.ndcg:.3f}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def repeated_texts(
+    report: EvaluationReport, system: str, qrels: dict[str, dict[str, int]], groups: dict[str, str]
+) -> RepeatedTexts:
+    """Measure a system's lists in `report` against `groups` (`translation_groups`: asset id -> text)."""
+    k = report.k
+    repeats, gains = 0, []
+    ranked_lists = report.systems[system].ranked
+    for qid, ranked in ranked_lists.items():
+        texts = [groups.get(i, i) for i in ranked[:k]]
+        repeats += len(set(texts)) < len(texts)
+        grades = qrels.get(qid, {})
+        best: dict[str, int] = {}
+        for asset_id, grade in grades.items():
+            text = groups.get(asset_id, asset_id)
+            best[text] = max(best.get(text, 0), grade)
+        listed: set[str] = set()
+        dcg = 0.0
+        for rank, (asset_id, text) in enumerate(zip(ranked[:k], texts, strict=True)):
+            if text not in listed:
+                dcg += grades.get(asset_id, 0) / math.log2(rank + 2)
+            listed.add(text)
+        ideal = sorted(best.values(), reverse=True)[:k]
+        idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+        gains.append(dcg / idcg if idcg > 0 else 0.0)
+    ndcg = round(float(np.mean(gains)), 4) if gains else float("nan")
+    return RepeatedTexts(system, len(ranked_lists), repeats, ndcg, k)
 
 
 def request_words(request: BuyerRequest) -> str:
@@ -311,6 +369,7 @@ def evaluate(
             fits = [request.segment.value in segments and stage.value in stages for segments, stages in labels_of]
             ranked["dense+labels"] = _top(similarity, ids, k, request.exclude, fits)
         for name, found in ranked.items():
+            systems[name].ranked[item.qid] = found
             systems[name].ndcg[item.qid] = ndcg_at_k(found, grades, k)
             systems[name].precision[item.qid] = precision_at_k(found, grades, k)
         groups["segment"].setdefault(request.segment.value, []).append(item.qid)
@@ -414,6 +473,7 @@ def holdout_evaluation(
             target = merged.systems.setdefault(name, SystemScores())
             target.ndcg.update(scores.ndcg)
             target.precision.update(scores.precision)
+            target.ranked.update(scores.ranked)
         for breakdown, groups in report.groups.items():
             for group, qids in groups.items():
                 merged.groups.setdefault(breakdown, {}).setdefault(group, []).extend(qids)

@@ -148,7 +148,7 @@ class Selection:
 
 
 def translation_pairs(
-    similarity: np.ndarray,
+    order: np.ndarray,
     vectors: np.ndarray,
     languages: np.ndarray,
     preferred: int | None,
@@ -160,34 +160,43 @@ def translation_pairs(
 
     A pair is taken when it is at least `threshold` similar, or at least `floor` similar and each is
     the other's most similar candidate across its two languages (a mutual best match: a translation
-    whose wording drifted usually is, two merely related assets rarely). With the visitor's language
-    (`preferred`) the candidates in it are compared with the most relevant ones in other languages,
-    and each pair is (the visitor's version, the other); without it the most relevant candidates are
-    compared with each other, and each pair appears both ways round. Only the most relevant few can
-    reach the list, and comparing them keeps this to small products (~0.1 ms).
+    whose wording drifted usually is, two merely related assets rarely). Only the candidates first in
+    `order` (relevance to the query, or buyer fit without one) can reach the list, and comparing the
+    few best of them keeps this to small products (~0.1 ms). Without the visitor's language
+    (`preferred`) those are compared with each other, and each pair appears both ways round. With it,
+    each candidate in the visitor's language is compared with them, giving pairs (the visitor's
+    version, the other), and those in other languages are compared with each other as before: a German
+    visitor should not get the English and the Indonesian version of one text either.
     """
     if threshold >= 1.0:
         return _NO_PAIRS
-    ranked = np.argsort(-similarity, kind="stable")
+    ranked = np.argsort(-order, kind="stable")
     if preferred is None:
-        mine = ranked[:_ORIGINALS]
-        others = mine
-    else:
-        mine = np.flatnonzero(languages == preferred)
-        others = ranked[languages[ranked] != preferred][:_ORIGINALS]
-    if len(mine) == 0 or len(others) == 0:
+        best = ranked[:_ORIGINALS]
+        return _pairs_between(best, best, vectors, languages, threshold, floor)
+    others = ranked[languages[ranked] != preferred][:_ORIGINALS]
+    mine = _pairs_between(np.flatnonzero(languages == preferred), others, vectors, languages, threshold, floor)
+    return np.concatenate([mine, _pairs_between(others, others, vectors, languages, threshold, floor)])
+
+
+def _pairs_between(
+    rows: np.ndarray, columns: np.ndarray, vectors: np.ndarray, languages: np.ndarray, threshold: float, floor: float
+) -> np.ndarray:
+    """(row, column) positions taken for translations, comparing each language of `rows` with each
+    other language of `columns` on its own."""
+    if len(rows) == 0 or len(columns) == 0:
         return _NO_PAIRS
-    between = vectors[mine] @ vectors[others].T
+    between = vectors[rows] @ vectors[columns].T
     taken = np.zeros(between.shape, dtype=bool)
-    for row_language in np.unique(languages[mine]):
-        rows = np.flatnonzero(languages[mine] == row_language)
-        for column_language in np.unique(languages[others]):
+    for row_language in np.unique(languages[rows]):
+        in_row = np.flatnonzero(languages[rows] == row_language)
+        for column_language in np.unique(languages[columns]):
             if column_language != row_language:
-                columns = np.flatnonzero(languages[others] == column_language)
-                block = np.ix_(rows, columns)
+                in_column = np.flatnonzero(languages[columns] == column_language)
+                block = np.ix_(in_row, in_column)
                 taken[block] = taken_for_translations(between[block], threshold, floor)
     first, second = np.nonzero(taken)
-    return np.column_stack([mine[first], others[second]])
+    return np.column_stack([rows[first], columns[second]])
 
 
 def taken_for_translations(between: np.ndarray, threshold: float, floor: float) -> np.ndarray:
@@ -201,8 +210,8 @@ def taken_for_translations(between: np.ndarray, threshold: float, floor: float) 
 
 
 def transfer_relevance(similarity: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Relevance with the first of each pair (the visitor's version) raised to that of the second (the
-    version it translates), when higher.
+    """Relevance with the first of each pair (the visitor's version: pass only such pairs) raised to
+    that of the second (the version it translates), when higher.
 
     A visitor reading German who asks in English should get the German version of the best English
     match: the query's language otherwise gives the original a lead that no language bonus closes
@@ -211,6 +220,26 @@ def transfer_relevance(similarity: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     out = similarity.copy()
     np.maximum.at(out, pairs[:, 0], similarity[pairs[:, 1]])
     return out
+
+
+def _translations_of(
+    seen: np.ndarray, seen_languages: np.ndarray, vectors: np.ndarray, languages: np.ndarray, config: RankingConfig
+) -> np.ndarray:
+    """Positions of candidates taken for translations of items shown before (`seen`), by the rule of
+    `translation_pairs`. The seen items of a language are compared alongside the candidates in it, so
+    that a mutual best match means what it means within one list: each is the other's most similar."""
+    out = np.zeros(len(vectors), dtype=bool)
+    for language in np.unique(seen_languages):
+        mine = seen[seen_languages == language]
+        rows = np.vstack([mine, vectors[languages == language]])
+        for column_language in np.unique(languages):
+            if column_language != language:
+                columns = np.flatnonzero(languages == column_language)
+                taken = taken_for_translations(
+                    rows @ vectors[columns].T, config.translation_threshold, config.translation_floor
+                )
+                out[columns[taken[: len(mine)].any(axis=0)]] = True
+    return np.flatnonzero(out)
 
 
 def select(
@@ -233,12 +262,12 @@ def select(
     `diversity` for an identical vector, so near-duplicates (an asset and its translation, two
     versions of one datasheet) do not fill the list while on-topic variety stays. With the
     candidates' `languages`, a candidate in another language than a chosen item and at least
-    `translation_threshold` similar to it is taken for its translation and pays the full penalty;
-    when the visitor's language is known (`preferred`), only candidates in other languages pay it,
-    for an item in the visitor's language; so does the second of each pair in `translations` (from
+    `translation_threshold` similar to it is taken for its translation and pays the full penalty,
+    except a candidate in the visitor's language (`preferred`) when the chosen item is not: the
+    visitor still wants their own version. So does the second of each pair in `translations` (from
     `translation_pairs`) once the first is chosen. `seen` (m, d) are vectors of items shown before
-    (earlier steps of a sequence), in `seen_languages`: they count as chosen. The result is sorted by
-    final score.
+    (earlier steps of a sequence), in `seen_languages`: they count as chosen, and their translations
+    (by the rule of `translation_pairs`) pay the full penalty. The result is sorted by final score.
     """
     names = [name for name in COMPONENTS if name in components]
     base = np.sum([components[name] for name in names], axis=0) if names else np.zeros(len(asset_types))
@@ -252,14 +281,19 @@ def select(
 
     def similar(to: np.ndarray, language: int | None) -> np.ndarray:
         similarity = cosines(vectors, to)
-        if translating and language is not None and (preferred is None or language == preferred):
+        if translating and language is not None:
             other = languages != language
+            if preferred is not None and language != preferred:
+                other &= languages != preferred  # the visitor's version is still wanted
             similarity = np.where(other & (similarity >= config.translation_threshold), 1.0, similarity)
         return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
 
     if config.diversity > 0 and seen is not None and len(seen):
         seen_in = seen_languages if seen_languages is not None else [None] * len(seen)
         penalty = np.max([similar(v, lang) for v, lang in zip(seen, seen_in, strict=True)], axis=0)
+        if translating and seen_languages is not None:
+            repeats = _translations_of(seen, seen_languages, vectors, languages, config)
+            penalty[repeats] = config.diversity
     positions, scores, reasons = [], [], []
     for _ in range(min(k, n)):
         if not available.any():

@@ -22,15 +22,19 @@ from recommender.engine import Recommender
 from recommender.errors import RecommenderError
 from recommender.evaluation import (
     EvalRequest,
+    EvaluationReport,
+    SystemScores,
     evaluate,
     holdout_evaluation,
     ndcg_at_k,
     precision_at_k,
     read_qrels,
     read_requests,
+    repeated_texts,
     request_words,
     stage_agreement,
     translation_agreement,
+    translation_groups,
 )
 from recommender.store import IndexStore
 from recommender.tagging import Tagger
@@ -489,3 +493,34 @@ def test_translation_agreement_counts_found_and_missed_translations_and_false_pa
     assert by_threshold.line().startswith("Translation detection (threshold 0.7, mutual best from 1): 2 of 3")
     # a and a-id are each other's best English-Indonesian match (0.6): found from a floor of 0.55.
     assert (with_mutual.found, with_mutual.false) == (3, 1)
+
+
+# -- repeated texts: an asset and its translation in one list ---------------------------------------------
+
+
+def test_translation_groups_follow_the_id_convention_and_an_original_in_another_language_is_its_own():
+    assets = [
+        make_asset("a"),
+        make_asset("a-de", language="de"),
+        make_asset("c-de", language="de"),  # no "c": a German original
+        make_asset("b-id", language="de"),  # the suffix is not its language
+    ]
+
+    assert translation_groups(assets) == {"a": "a", "a-de": "a", "c-de": "c-de", "b-id": "b-id"}
+
+
+def test_repeated_texts_counts_lists_that_show_a_text_twice_and_scores_each_text_once():
+    groups = {"a": "a", "a-de": "a", "b": "b", "c": "c"}
+    scores = SystemScores(ranked={"q1": ["a", "a-de", "b"], "q2": ["c", "b"]})
+    report = EvaluationReport(k=10, systems={"engine": scores}, groups={})
+    qrels = {"q1": {"a": 3, "a-de": 2, "b": 1}, "q2": {"b": 2}}
+
+    repeats = repeated_texts(report, "engine", qrels, groups)
+
+    # q1: a gains 3, a-de nothing (its text is listed), b 1 at rank 3; the ideal holds a's text (3),
+    # then b (1). q2: b at rank 2 against the ideal b first.
+    q1 = (3 + 1 / math.log2(4)) / (3 + 1 / math.log2(3))
+    q2 = (2 / math.log2(3)) / 2
+    assert (repeats.lists, repeats.with_repeats) == (2, 1)
+    assert repeats.ndcg == pytest.approx((q1 + q2) / 2, abs=1e-4)
+    assert repeats.line().startswith("Repeated texts: 1 of 2 engine lists show one text twice")

@@ -41,7 +41,7 @@ CONFIG = RankingConfig(
     freshness_half_life_days=10.0,
     type_priors=flat_priors(smb_pricing=1.0, decision_pricing=0.8),
 )
-EN, DE = language_code("en"), language_code("de")
+EN, DE, ID = language_code("en"), language_code("de"), language_code("id")
 TODAY = 20_000  # days since 1970-01-01
 
 
@@ -385,6 +385,16 @@ def test_without_the_visitors_language_a_pair_is_listed_both_ways_round():
     assert sorted(pairs.tolist()) == [[0, 1], [1, 0]]
 
 
+def test_with_the_visitors_language_known_versions_in_two_other_languages_are_paired_both_ways_round():
+    # An English original and its Indonesian translation (0.6) for a German visitor; c is German.
+    languages = np.array([EN, ID, DE])
+    similarity = np.array([0.8, 0.5, 0.3])
+
+    pairs = translation_pairs(similarity, TRANSLATED, languages, DE, 0.65, floor=0.55)
+
+    assert sorted(pairs.tolist()) == [[0, 1], [1, 0]]
+
+
 def test_a_translation_threshold_of_one_takes_no_pairs():
     similarity = np.array([0.8, 0.5, 0.3])
 
@@ -451,6 +461,44 @@ def test_with_the_visitors_language_known_only_the_other_language_version_pays_f
     assert chosen.positions.tolist() == [1, 2, 0]
     assert english_first.positions.tolist() == [0, 1, 2]
     assert english_first.reasons[1]["diversity"] == 0.0
+
+
+def test_a_chosen_item_outside_the_visitors_language_makes_its_translation_in_a_third_language_pay():
+    # A German visitor: the English original is chosen; its Indonesian translation (0.6) pays.
+    chosen = select(
+        {"segment": np.array([1.0, 0.9, 0.2])},
+        TRANSLATED,
+        np.zeros(3, np.int8),
+        3,
+        TRANSLATING,
+        languages=np.array([EN, ID, DE]),
+        preferred=DE,
+    )
+
+    assert chosen.positions.tolist() == [0, 2, 1]
+    assert chosen.reasons[2]["diversity"] == -TRANSLATING.diversity
+
+
+def test_the_translation_of_an_item_shown_before_pays_when_they_are_a_mutual_best_match():
+    # The English a was shown in an earlier step; its German translation b (0.6) is below the
+    # threshold (0.65) but each is the other's best match above the floor (0.55).
+    config = dataclasses.replace(TRANSLATING, translation_threshold=0.65, translation_floor=0.55)
+
+    def penalties(config: RankingConfig) -> list[float]:
+        chosen = select(
+            {"segment": np.array([1.0, 0.2])},
+            TRANSLATED[1:],
+            np.zeros(2, np.int8),
+            2,
+            config,
+            seen=TRANSLATED[:1],
+            languages=TRANSLATED_LANGUAGES[1:],
+            seen_languages=TRANSLATED_LANGUAGES[:1],
+        )
+        return [reason["diversity"] for reason in chosen.reasons]
+
+    assert penalties(config) == [0.0, -config.diversity]
+    assert penalties(dataclasses.replace(config, translation_floor=1.0)) == [0.0, 0.0]
 
 
 def test_a_translation_threshold_of_one_turns_translation_handling_off():

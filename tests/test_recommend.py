@@ -294,6 +294,60 @@ def test_a_translation_of_an_item_already_chosen_pays_the_full_diversity_penalty
     assert items["e-de-it-security-de"].reasons["diversity"] == -engine.config.diversity
 
 
+#: An English asset and its Indonesian translation that a multilingual model places 0.55-0.62 apart:
+#: below `translation_threshold`, each the other's best match (to HashEmbedder, shared words).
+ORIGINAL = "invoice approval routing approvers workflow audit policy limits"
+TRANSLATION = "invoice approval routing approvers workflow persetujuan faktur kebijakan batas audit"
+
+
+@pytest.fixture(scope="module")
+def drifted_translation(tmp_path_factory: pytest.TempPathFactory) -> Recommender:
+    """The pair above, a German asset and an English one on other topics; plain MMR off (threshold
+    0.99), so only translation handling can penalise."""
+    folder = tmp_path_factory.mktemp("drifted")
+    labels = {"segments": ["enterprise"], "stages": ["awareness"], "roles": ["finance"]}
+    assets = [
+        make_asset("approval", title="approval", body=ORIGINAL, **labels),
+        make_asset("approval-id", title="persetujuan", body=TRANSLATION, language="id", **labels),
+        make_asset("rules-de", title="regeln", body="rechnungen freigabe prüfer ablauf", language="de", **labels),
+        make_asset("fleet", title="fleet", body="fleet vans routes drivers", **labels),
+    ]
+    vectors = HashEmbedder().encode([a.text for a in assets[:2]])
+    assert 0.55 <= float(vectors[0] @ vectors[1]) < RankingConfig().translation_threshold
+    build_index([write_jsonl(folder / "library.jsonl", assets)], folder / "index", HashEmbedder(), tagger=None)
+    recommender = Recommender(folder / "index", HashEmbedder(), config=RankingConfig(diversity_threshold=0.99))
+    yield recommender
+    recommender.close()
+
+
+def penalties(items) -> dict[str, float]:
+    return {item.id: item.reasons["diversity"] for item in items}
+
+
+def test_a_visitor_in_a_third_language_does_not_get_two_versions_of_one_text(drifted_translation: Recommender):
+    request = BuyerRequest(segment="enterprise", stage="awareness", query="invoice approval", language="de", k=4)
+
+    paid = penalties(drifted_translation.recommend(request).items)
+
+    assert sorted([paid["approval"], paid["approval-id"]]) == [-drifted_translation.config.diversity, 0.0]
+
+
+def test_without_a_query_a_translation_found_by_the_mutual_rule_pays_the_full_penalty(
+    drifted_translation: Recommender,
+):
+    paid = penalties(drifted_translation.recommend(BuyerRequest(segment="enterprise", stage="awareness", k=4)).items)
+
+    assert sorted([paid["approval"], paid["approval-id"]]) == [-drifted_translation.config.diversity, 0.0]
+
+
+def test_a_sequence_does_not_show_a_text_again_in_another_language(drifted_translation: Recommender):
+    sequence = drifted_translation.sequence("enterprise", "awareness", 4, query="invoice approval")
+
+    paid = penalties(item for _, item in sequence)
+    assert [item.id for _, item in sequence][0] == "approval"
+    assert paid["approval-id"] == -drifted_translation.config.diversity
+
+
 # -- a model's lean towards the query's language -----------------------------------------------------------
 
 

@@ -103,8 +103,10 @@ def evaluate_holdout(
         read_expected_stages,
         read_qrels,
         read_requests,
+        repeated_texts,
         stage_agreement,
         translation_agreement,
+        translation_groups,
     )
     from recommender.training import cross_validate
 
@@ -113,15 +115,18 @@ def evaluate_holdout(
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
     config = RankingConfig.from_toml(config_path) if config_path else RankingConfig()
     asked = read_requests(requests)
+    judged = read_qrels(qrels)
     with tempfile.TemporaryDirectory(prefix="holdout-") as work:
-        report = holdout_evaluation(assets, embeddings, embedder, asked, read_qrels(qrels), work, config=config)
+        report = holdout_evaluation(assets, embeddings, embedder, asked, judged, work, config=config)
     cv = cross_validate(assets, embeddings, model=embedder.name)
     stages = stage_agreement(asked, read_expected_stages(stages_path), config)
     translations = translation_agreement(assets, embeddings, config.translation_threshold, config.translation_floor)
+    repeats = repeated_texts(report, "engine", judged, translation_groups(assets))
     rows = report.table()
     if as_json:
         payload = {"ranking": rows, "tagging": cv.as_dict(), "stage_inference": stages.as_dict()}
-        click.echo(json.dumps({**payload, "translation_detection": translations.as_dict()}, indent=2))
+        payload |= {"translation_detection": translations.as_dict(), "repeated_texts": repeats.as_dict()}
+        click.echo(json.dumps(payload, indent=2))
         return
     _print(rows, False)
     click.echo(
@@ -131,6 +136,7 @@ def evaluate_holdout(
         click.echo(stages.line())
     if translations.pairs:
         click.echo(translations.line())
+        click.echo(repeats.line())
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
