@@ -228,17 +228,23 @@ def _translations_of(
     """Positions of candidates taken for translations of items shown before (`seen`), by the rule of
     `translation_pairs`. The seen items of a language are compared alongside the candidates in it, so
     that a mutual best match means what it means within one list: each is the other's most similar."""
+    lowest = min(config.translation_threshold, config.translation_floor)
+    to_seen = seen @ vectors.T
     out = np.zeros(len(vectors), dtype=bool)
     for language in np.unique(seen_languages):
-        mine = seen[seen_languages == language]
-        rows = np.vstack([mine, vectors[languages == language]])
-        for column_language in np.unique(languages):
-            if column_language != language:
-                columns = np.flatnonzero(languages == column_language)
-                taken = taken_for_translations(
-                    rows @ vectors[columns].T, config.translation_threshold, config.translation_floor
-                )
-                out[columns[taken[: len(mine)].any(axis=0)]] = True
+        mine = seen_languages == language
+        # Only candidates this close to a seen item can be taken; each seen item's best match is among
+        # them whenever it could count. This keeps the products to a few columns.
+        near = np.flatnonzero((languages != language) & (to_seen[mine].max(axis=0) >= lowest))
+        if len(near) == 0:
+            continue
+        rows = np.vstack([seen[mine], vectors[languages == language]])
+        for column_language in np.unique(languages[near]):
+            columns = near[languages[near] == column_language]
+            taken = taken_for_translations(
+                rows @ vectors[columns].T, config.translation_threshold, config.translation_floor
+            )
+            out[columns[taken[: int(mine.sum())].any(axis=0)]] = True
     return np.flatnonzero(out)
 
 
