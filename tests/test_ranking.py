@@ -13,6 +13,7 @@ from recommender.config import RankingConfig, RankingWeights, TypePriors
 from recommender.features import ASSET_TYPES, NO_DATE, FeatureTable, language_code
 from recommender.ranking import (
     BuyerContext,
+    Selection,
     language_bias,
     score_components,
     select,
@@ -341,6 +342,15 @@ TRANSLATED_LANGUAGES = np.array([EN, DE, DE])
 TRANSLATING = dataclasses.replace(CONFIG, translation_threshold=0.55, max_per_type=0)
 
 
+def choose_translated(
+    fit: list[float], config: RankingConfig = TRANSLATING, languages: np.ndarray = TRANSLATED_LANGUAGES, **options
+) -> Selection:
+    """`select` over the three TRANSLATED candidates, ranked by `fit` alone."""
+    return select(
+        {"segment": np.array(fit)}, TRANSLATED, np.zeros(3, np.int8), 3, config, languages=languages, **options
+    )
+
+
 def test_a_candidate_in_the_visitors_language_inherits_the_relevance_of_the_one_it_translates():
     similarity = np.array([0.8, 0.5, 0.3])
 
@@ -403,19 +413,9 @@ def test_a_translation_threshold_of_one_takes_no_pairs():
 
 def test_the_other_version_of_a_pair_taken_for_translations_pays_once_the_visitors_version_is_chosen():
     below = dataclasses.replace(TRANSLATING, translation_threshold=0.65)  # a and b (0.6) pass on the pair alone
-    scores = {"segment": np.array([0.9, 1.0, 0.2])}
 
-    paired = select(
-        scores,
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        below,
-        languages=TRANSLATED_LANGUAGES,
-        preferred=DE,
-        translations=np.array([[1, 0]]),
-    )
-    unpaired = select(scores, TRANSLATED, np.zeros(3, np.int8), 3, below, languages=TRANSLATED_LANGUAGES, preferred=DE)
+    paired = choose_translated([0.9, 1.0, 0.2], below, preferred=DE, translations=np.array([[1, 0]]))
+    unpaired = choose_translated([0.9, 1.0, 0.2], below, preferred=DE)
 
     assert paired.positions.tolist() == [1, 2, 0]
     assert paired.reasons[2]["diversity"] == -below.diversity
@@ -423,14 +423,7 @@ def test_the_other_version_of_a_pair_taken_for_translations_pays_once_the_visito
 
 
 def test_a_translation_of_a_chosen_item_pays_the_full_penalty_though_below_the_diversity_threshold():
-    chosen = select(
-        {"segment": np.array([1.0, 0.9, 0.2])},
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        TRANSLATING,
-        languages=TRANSLATED_LANGUAGES,
-    )
+    chosen = choose_translated([1.0, 0.9, 0.2])
 
     assert chosen.positions.tolist() == [0, 2, 1]
     assert chosen.reasons[2]["diversity"] == -TRANSLATING.diversity
@@ -439,24 +432,8 @@ def test_a_translation_of_a_chosen_item_pays_the_full_penalty_though_below_the_d
 def test_with_the_visitors_language_known_only_the_other_language_version_pays_for_a_translation():
     # The German visitor's German version was chosen first: the English original pays; had the
     # English one come first (it cannot here), the German one would not.
-    chosen = select(
-        {"segment": np.array([0.9, 1.0, 0.2])},
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        TRANSLATING,
-        languages=TRANSLATED_LANGUAGES,
-        preferred=DE,
-    )
-    english_first = select(
-        {"segment": np.array([1.0, 0.9, 0.2])},
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        TRANSLATING,
-        languages=TRANSLATED_LANGUAGES,
-        preferred=DE,
-    )
+    chosen = choose_translated([0.9, 1.0, 0.2], preferred=DE)
+    english_first = choose_translated([1.0, 0.9, 0.2], preferred=DE)
 
     assert chosen.positions.tolist() == [1, 2, 0]
     assert english_first.positions.tolist() == [0, 1, 2]
@@ -465,15 +442,7 @@ def test_with_the_visitors_language_known_only_the_other_language_version_pays_f
 
 def test_a_chosen_item_outside_the_visitors_language_makes_its_translation_in_a_third_language_pay():
     # A German visitor: the English original is chosen; its Indonesian translation (0.6) pays.
-    chosen = select(
-        {"segment": np.array([1.0, 0.9, 0.2])},
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        TRANSLATING,
-        languages=np.array([EN, ID, DE]),
-        preferred=DE,
-    )
+    chosen = choose_translated([1.0, 0.9, 0.2], languages=np.array([EN, ID, DE]), preferred=DE)
 
     assert chosen.positions.tolist() == [0, 2, 1]
     assert chosen.reasons[2]["diversity"] == -TRANSLATING.diversity
@@ -502,13 +471,6 @@ def test_the_translation_of_an_item_shown_before_pays_when_they_are_a_mutual_bes
 
 
 def test_a_translation_threshold_of_one_turns_translation_handling_off():
-    chosen = select(
-        {"segment": np.array([1.0, 0.9, 0.2])},
-        TRANSLATED,
-        np.zeros(3, np.int8),
-        3,
-        dataclasses.replace(TRANSLATING, translation_threshold=1.0),
-        languages=TRANSLATED_LANGUAGES,
-    )
+    chosen = choose_translated([1.0, 0.9, 0.2], dataclasses.replace(TRANSLATING, translation_threshold=1.0))
 
     assert chosen.positions.tolist() == [0, 1, 2]
