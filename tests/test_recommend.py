@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownSignal
 from recommender.features import language_name
 from recommender.store import IndexStore
-from recommender.types import BuyerRequest, LabelSource, RecommendationResult, StageSource
+from recommender.types import BuyerRequest, LabelSource, RecommendationResult, RecommendedItem, StageSource
 
 TODAY = dt.date(2026, 1, 1)
 TOPICS = {
@@ -320,11 +321,13 @@ def drifted_translation(tmp_path_factory: pytest.TempPathFactory) -> Recommender
     recommender.close()
 
 
-def penalties(items) -> dict[str, float]:
+def penalties(items: Iterable[RecommendedItem]) -> dict[str, float]:
     return {item.id: item.reasons["diversity"] for item in items}
 
 
-def test_a_visitor_in_a_third_language_does_not_get_two_versions_of_one_text(drifted_translation: Recommender):
+def test_of_two_versions_outside_the_visitors_language_the_second_pays_the_full_penalty(
+    drifted_translation: Recommender,
+):
     request = BuyerRequest(segment="enterprise", stage="awareness", query="invoice approval", language="de", k=4)
 
     paid = penalties(drifted_translation.recommend(request).items)
@@ -340,7 +343,7 @@ def test_without_a_query_a_translation_found_by_the_mutual_rule_pays_the_full_pe
     assert sorted([paid["approval"], paid["approval-id"]]) == [-drifted_translation.config.diversity, 0.0]
 
 
-def test_a_sequence_does_not_show_a_text_again_in_another_language(drifted_translation: Recommender):
+def test_in_a_sequence_the_translation_of_an_earlier_step_pays_the_full_penalty(drifted_translation: Recommender):
     sequence = drifted_translation.sequence("enterprise", "awareness", 4, query="invoice approval")
 
     paid = penalties(item for _, item in sequence)
