@@ -405,6 +405,16 @@ def test_with_the_visitors_language_known_versions_in_two_other_languages_are_pa
     assert sorted(pairs.tolist()) == [[0, 1], [1, 0]]
 
 
+def test_two_similar_assets_in_one_language_are_no_translation_pair():
+    # d is a's near-duplicate (0.9) in English: plain diversity's business, not a translation.
+    vectors = np.vstack([TRANSLATED, unit(0.9, 0, math.sqrt(1 - 0.9**2))])
+    similarity = np.array([0.8, 0.5, 0.3, 0.7])
+
+    pairs = translation_pairs(similarity, vectors, np.array([EN, DE, DE, EN]), None, 0.65, floor=0.55)
+
+    assert sorted(pairs.tolist()) == [[0, 1], [1, 0]]
+
+
 def test_a_translation_threshold_of_one_takes_no_pairs():
     similarity = np.array([0.8, 0.5, 0.3])
 
