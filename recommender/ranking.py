@@ -300,8 +300,8 @@ def select(
         return config.diversity * np.clip((similarity - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
 
     if config.diversity > 0 and seen is not None and len(seen):
-        seen_in = seen_languages if seen_languages is not None else [None] * len(seen)
-        penalty = np.max([similar(v, lang) for v, lang in zip(seen, seen_in, strict=True)], axis=0)
+        # Their translations, at the threshold too, are `_translations_of`'s: plain similarity here.
+        penalty = np.max([similar(v, None) for v in seen], axis=0)
         if translating and seen_languages is not None:
             repeats = _translations_of(seen, seen_languages, vectors, languages, config)
             penalty[repeats] = config.diversity
