@@ -11,7 +11,8 @@ and signals), as a search box or a vector database would get them:
   (`evaluate-holdout`, or an index whose assets all carry curated segments and stages).
 
 Gains are the judged grades (0-3) and unjudged assets count 0; nDCG uses linear gain and
-log2 discount (trec_eval's convention). An item is relevant for precision at grade 2 or more.
+log2 discount (trec_eval's convention). An item is relevant for precision at grade 2 or more. How far the
+means could move on other requests: `confidence_intervals` (bootstrap over the requests).
 """
 
 from __future__ import annotations
@@ -311,6 +312,75 @@ def repeated_texts(
         gains.append(dcg / idcg if idcg > 0 else 0.0)
     ndcg = round(float(np.mean(gains)), 4) if gains else float("nan")
     return RepeatedTexts(system, len(ranked_lists), repeats, ndcg, k)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over requests and its bootstrap confidence interval."""
+
+    label: str  # a system, or "engine - bm25" for the paired difference of two
+    mean: float
+    low: float
+    high: float
+    requests: int
+
+
+@dataclass(frozen=True)
+class ConfidenceIntervals:
+    """How far a system's mean nDCG@k, and its lead over each other system, could move on another
+    draw of requests like these: bootstrap intervals (bias-corrected and accelerated) over the requests."""
+
+    k: int
+    confidence: float
+    resamples: int
+    intervals: tuple[Interval, ...]
+
+    def lines(self) -> list[str]:
+        head = (
+            f"nDCG@{self.k}, {self.confidence:.0%} bootstrap intervals over the requests ({self.resamples:,} "
+            "resamples; requests on one library are not independent draws, so the true spread is wider):"
+        )
+        width = max((len(i.label) for i in self.intervals), default=0)
+        rows = []
+        for interval in self.intervals:
+            form = "+.3f" if " - " in interval.label else ".3f"
+            low, mean, high = (format(v, form) for v in (interval.low, interval.mean, interval.high))
+            rows.append(f"  {interval.label:<{width}}  {mean:>6}  [{low}, {high}]  {interval.requests} requests")
+        return [head, *rows]
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def confidence_intervals(
+    report: EvaluationReport, system: str = "engine", confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> ConfidenceIntervals:
+    """`system`'s mean nDCG@k and its paired difference from every other system in `report`, each
+    with a bootstrap interval (scipy's BCa). A difference is taken over the requests both scored."""
+    own = report.systems[system].ndcg
+    intervals = [_interval(system, list(own.values()), confidence, resamples, seed)]
+    for name, scores in report.systems.items():
+        if name != system:
+            both = [q for q in own if q in scores.ndcg]
+            differences = [own[q] - scores.ndcg[q] for q in both]
+            intervals.append(_interval(f"{system} - {name}", differences, confidence, resamples, seed))
+    return ConfidenceIntervals(report.k, confidence, resamples, tuple(intervals))
+
+
+def _interval(label: str, values: Sequence[float], confidence: float, resamples: int, seed: int) -> Interval:
+    from scipy.stats import bootstrap
+
+    sample = np.asarray(values, dtype=np.float64)
+    mean = float(sample.mean()) if len(sample) else float("nan")
+    if len(sample) < 2 or np.ptp(sample) == 0:
+        # Nothing to resample: every draw gives the same mean (or there is none).
+        low = high = mean
+    else:
+        found = bootstrap(
+            (sample,), np.mean, confidence_level=confidence, n_resamples=resamples, method="BCa", rng=seed
+        ).confidence_interval
+        low, high = float(found.low), float(found.high)
+    return Interval(label, round(mean, 4), round(low, 4), round(high, 4), len(sample))
 
 
 def request_words(request: BuyerRequest) -> str:

@@ -24,6 +24,7 @@ from recommender.evaluation import (
     EvalRequest,
     EvaluationReport,
     SystemScores,
+    confidence_intervals,
     evaluate,
     holdout_evaluation,
     ndcg_at_k,
@@ -293,6 +294,71 @@ def test_the_table_has_a_row_per_breakdown_group_and_system_with_the_mean_metric
     assert smb["ndcg@10"] == round(report.systems["engine"].ndcg["q2"], 4)
 
 
+# -- confidence intervals: how far the means could move on other requests ------------------------------------
+
+
+def scored(**systems: dict[str, float]) -> EvaluationReport:
+    return EvaluationReport(k=10, systems={name: SystemScores(ndcg=ndcg) for name, ndcg in systems.items()}, groups={})
+
+
+def test_intervals_hold_the_engines_mean_and_its_paired_lead_over_the_requests_both_systems_scored():
+    report = scored(engine={"q1": 1.0, "q2": 0.5, "q3": 0.0}, bm25={"q1": 0.5, "q2": 0.5})
+
+    engine, lead = confidence_intervals(report, resamples=2000).intervals
+
+    assert (engine.label, engine.mean, engine.requests) == ("engine", 0.5, 3)
+    assert (lead.label, lead.mean, lead.requests) == ("engine - bm25", 0.25, 2)
+    for interval, values in ((engine, (1.0, 0.5, 0.0)), (lead, (0.5, 0.0))):
+        assert min(values) <= interval.low < interval.mean < interval.high <= max(values)
+
+
+def test_the_interval_of_a_large_sample_matches_the_normal_approximation():
+    values = np.random.default_rng(7).normal(0.6, 0.2, 400)
+    report = scored(engine={f"q{i}": float(v) for i, v in enumerate(values)})
+
+    (engine,) = confidence_intervals(report, confidence=0.95).intervals
+
+    half_width = 1.96 * values.std(ddof=1) / math.sqrt(len(values))  # about 0.02
+    assert engine.low == pytest.approx(values.mean() - half_width, abs=0.003)
+    assert engine.high == pytest.approx(values.mean() + half_width, abs=0.003)
+
+
+def test_intervals_are_the_same_on_every_run_and_narrow_with_a_lower_confidence():
+    values = np.random.default_rng(3).uniform(0, 1, 50)
+    report = scored(engine={f"q{i}": float(v) for i, v in enumerate(values)})
+
+    first, again = confidence_intervals(report), confidence_intervals(report)
+    narrow = confidence_intervals(report, confidence=0.5).intervals[0]
+
+    assert first == again
+    assert first.intervals[0].low < narrow.low < narrow.high < first.intervals[0].high
+
+
+def test_an_interval_over_identical_values_is_the_value_itself():
+    report = scored(engine={"q1": 0.7, "q2": 0.7}, dense={"q1": 0.7, "q2": 0.7})
+
+    engine, lead = confidence_intervals(report).intervals
+
+    assert (engine.low, engine.mean, engine.high) == (0.7, 0.7, 0.7)
+    assert (lead.low, lead.mean, lead.high) == (0.0, 0.0, 0.0)
+
+
+def test_evaluate_prints_the_intervals_of_the_engine_and_its_lead_over_each_baseline(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, report
+):
+    requests, qrels = files
+
+    printed = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels)
+    as_json = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--json")
+
+    assert printed.exit_code == 0, printed.output
+    expected = confidence_intervals(report)
+    assert "\n".join(expected.lines()) in printed.output
+    labels = ["engine", "engine - bm25", "engine - dense", "engine - dense+labels"]
+    assert [i.label for i in expected.intervals] == labels
+    assert json.loads(as_json.output)["intervals"] == json.loads(json.dumps(expected.as_dict()))
+
+
 # -- holdout_evaluation(): each site as an unseen, untagged library ------------------------------------------
 
 
@@ -389,7 +455,7 @@ def test_evaluate_prints_the_table_of_every_breakdown_for_every_system(
     result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels)
 
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.output.split("\n\n")[0].splitlines()
     systems = ("engine", "bm25", "dense", "dense+labels")
     columns = [f"{system} {metric}" for metric in ("ndcg@10", "precision@10") for system in systems]
     assert lines[0] == f"{'breakdown':<13}{'group':<20}{'n':>5}  " + "  ".join(f"{c:>22}" for c in columns)

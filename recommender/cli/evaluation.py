@@ -59,17 +59,26 @@ def evaluate(
     Example: recommender evaluate --index-dir index --requests R.jsonl --qrels Q.jsonl
     """
     from recommender.engine import Recommender
+    from recommender.evaluation import (
+        confidence_intervals,
+        read_expected_stages,
+        read_qrels,
+        read_requests,
+        stage_agreement,
+    )
     from recommender.evaluation import evaluate as run
-    from recommender.evaluation import read_expected_stages, read_qrels, read_requests, stage_agreement
 
     recommender = Recommender.load(index_dir, config=RankingConfig.from_toml(config_path) if config_path else None)
     asked = read_requests(requests)
     report = run(recommender, asked, read_qrels(qrels))
     stages = stage_agreement(asked, read_expected_stages(stages_path), recommender.config)
+    intervals = confidence_intervals(report)
     if as_json:
-        click.echo(json.dumps({"ranking": report.table(), "stage_inference": stages.as_dict()}, indent=2))
+        payload = {"ranking": report.table(), "intervals": intervals.as_dict(), "stage_inference": stages.as_dict()}
+        click.echo(json.dumps(payload, indent=2))
         return
     _print(report.table(), False)
+    click.echo("\n" + "\n".join(intervals.lines()))
     if stages.judged:
         click.echo("\n" + stages.line())
 
@@ -99,6 +108,7 @@ def evaluate_holdout(
     """
     from recommender.embeddings import load_embedder
     from recommender.evaluation import (
+        confidence_intervals,
         holdout_evaluation,
         read_expected_stages,
         read_qrels,
@@ -122,13 +132,16 @@ def evaluate_holdout(
     stages = stage_agreement(asked, read_expected_stages(stages_path), config)
     translations = translation_agreement(assets, embeddings, config.translation_threshold, config.translation_floor)
     repeats = repeated_texts(report, "engine", judged, translation_groups(assets))
+    intervals = confidence_intervals(report)
     rows = report.table()
     if as_json:
-        payload = {"ranking": rows, "tagging": cv.as_dict(), "stage_inference": stages.as_dict()}
+        payload = {"ranking": rows, "intervals": intervals.as_dict(), "tagging": cv.as_dict()}
+        payload |= {"stage_inference": stages.as_dict()}
         payload |= {"translation_detection": translations.as_dict(), "repeated_texts": repeats.as_dict()}
         click.echo(json.dumps(payload, indent=2))
         return
     _print(rows, False)
+    click.echo("\n" + "\n".join(intervals.lines()))
     click.echo(
         "\nTagging, held-out vendor, macro-F1 per field: " + ", ".join(f"{k} {v:.3f}" for k, v in cv.macro.items())
     )
