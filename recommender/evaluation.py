@@ -401,12 +401,16 @@ def evaluate(
     k: int = 10,
     *,
     curated: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
+    compare: dict[str, Recommender] | None = None,
 ) -> EvaluationReport:
     """The engine and the baselines on the same requests, over the assets of the same index.
 
     `curated` maps asset ids to their hand-made (segments, stages) for the dense+labels baseline; by
     default they are read from the index when every asset's segments and stages there are curated.
+    `compare` names other engines over the same index (another configuration, usually): each is
+    scored as a system of that name, after the engine.
     """
+    compare = compare or {}
     snapshot = recommender.snapshot
     rows = snapshot.living_rows()
     ids = snapshot.ids_of(rows)
@@ -416,7 +420,8 @@ def evaluate(
     vectors = snapshot.vectors_of(rows)
     if curated is None:
         curated = _curated_in_index(stored)
-    systems = {"engine": SystemScores(), "bm25": SystemScores(), "dense": SystemScores()}
+    systems = {"engine": SystemScores(), **{name: SystemScores() for name in compare}}
+    systems |= {"bm25": SystemScores(), "dense": SystemScores()}
     if curated:
         systems["dense+labels"] = SystemScores()
         labels_of = [curated.get(i, (frozenset(), frozenset())) for i in ids]
@@ -432,6 +437,7 @@ def evaluate(
         similarity = vectors @ recommender.embed_query(words)
         ranked = {
             "engine": [i.id for i in recommender.recommend(request).items],
+            **{name: [i.id for i in other.recommend(request).items] for name, other in compare.items()},
             "bm25": _top(bm25.get_scores(_tokens(words)), ids, k, request.exclude),
             "dense": _top(similarity, ids, k, request.exclude),
         }
@@ -495,6 +501,7 @@ def holdout_evaluation(
     work_dir: str | Path,
     *,
     config: RankingConfig | None = None,
+    compare: dict[str, RankingConfig] | None = None,
     k: int = 10,
 ) -> EvaluationReport:
     """Evaluate each site as an unseen, untagged library, the way a new customer's library arrives.
@@ -502,7 +509,8 @@ def holdout_evaluation(
     For each site (URL host) with judged requests: a tagger is trained on the other sites' curated
     labels, the site's assets are stripped to id, title, body, type, language, url and date, labelled
     by that tagger and indexed alone; then the requests judged on that site are ranked against that
-    index.
+    index. Each configuration in `compare` ranks the same requests over the same index as a system
+    of its name (see `evaluate`).
     `embeddings` (len(assets), d) are the assets' vectors from `embedder`, computed once.
     """
     from recommender.store import IndexStore
@@ -533,12 +541,14 @@ def holdout_evaluation(
             start=IndexStore(folder).begin_build(),
         )
         recommender = Recommender(folder, embedder, tagger, config)
+        others = {name: Recommender(folder, embedder, tagger, other) for name, other in (compare or {}).items()}
         truth = {
             assets[i].id: (frozenset(s.value for s in assets[i].segments), frozenset(s.value for s in assets[i].stages))
             for i in test
         }
-        report = evaluate(recommender, mine, qrels, k, curated=truth)
-        recommender.snapshot.close()
+        report = evaluate(recommender, mine, qrels, k, curated=truth, compare=others)
+        for engine in (recommender, *others.values()):
+            engine.close()
         for name, scores in report.systems.items():
             target = merged.systems.setdefault(name, SystemScores())
             target.ndcg.update(scores.ndcg)

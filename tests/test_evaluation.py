@@ -17,7 +17,7 @@ from content_library.schema import Stage
 from recommender import training
 from recommender.build import build_index
 from recommender.cli import main
-from recommender.config import RankingConfig
+from recommender.config import RankingConfig, RankingWeights
 from recommender.engine import Recommender
 from recommender.errors import RecommenderError
 from recommender.evaluation import (
@@ -359,6 +359,56 @@ def test_evaluate_prints_the_intervals_of_the_engine_and_its_lead_over_each_base
     assert json.loads(as_json.output)["intervals"] == json.loads(json.dumps(expected.as_dict()))
 
 
+# -- --compare: another configuration scored on the same requests ----------------------------------------------
+
+
+def test_a_compared_engine_is_scored_as_a_system_after_the_engine_on_its_own_recommendations(
+    recommender: Recommender, index_dir: Path
+):
+    buyer_fit_only = RankingConfig(weights=RankingWeights(relevance=0.0))
+    other = Recommender(index_dir, recommender.embedder, recommender.tagger, buyer_fit_only)
+
+    report = evaluate(recommender, REQUESTS, QRELS, compare={"fit only": other})
+
+    assert list(report.systems) == ["engine", "fit only", "bm25", "dense", "dense+labels"]
+    for item in REQUESTS:
+        ranked = [i.id for i in other.recommend(item.request.model_copy(update={"k": 10})).items]
+        assert report.systems["fit only"].ranked[item.qid] == ranked
+        assert report.systems["fit only"].ndcg[item.qid] == ndcg_at_k(ranked, QRELS[item.qid], 10)
+    assert report.systems["fit only"].ranked != report.systems["engine"].ranked
+
+
+def test_evaluate_compare_prints_a_column_and_the_engines_lead_over_the_compared_configuration(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
+):
+    requests, qrels = files
+    other = write_lines(tmp_path / "fit-only.toml", ["[weights]", "relevance = 0.0"])
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--compare", other)
+    as_json = invoke(
+        "evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--compare", other, "--json"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"{other} ndcg@10" in result.output.splitlines()[0]
+    assert re.search(rf"^  engine - {re.escape(str(other))} +[+-]\d\.\d{{3}}  \[", result.output, re.M)
+    systems = {row["system"] for row in json.loads(as_json.output)["ranking"]}
+    assert systems == {"engine", str(other), "bm25", "dense", "dense+labels"}
+
+
+def test_evaluate_compare_with_a_bad_configuration_fails_with_one_line_naming_the_file(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
+):
+    requests, qrels = files
+    other = write_lines(tmp_path / "bad.toml", ["[weights]", "relevance = 'high'"])
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", requests, "--qrels", qrels, "--compare", other)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {other}")
+    assert len(result.output.splitlines()) == 1
+
+
 # -- holdout_evaluation(): each site as an unseen, untagged library ------------------------------------------
 
 
@@ -398,6 +448,26 @@ def test_holdout_indexes_each_site_alone_untagged_and_evaluates_the_requests_jud
         assert {labels.field(f).source for f in ("segments", "stages", "roles")} == {LabelSource.PREDICTED}
     site.close()
     assert IndexStore(tmp_path / "work" / "beta.example.com").manifest().library_checksum == "holdout"
+
+
+def test_holdout_scores_a_compared_configuration_on_each_sites_own_index(small_library: list[Asset], tmp_path: Path):
+    assets = two_sites(small_library)
+    embedder = HashEmbedder()
+    vectors = embedder.encode([a.text for a in assets])
+    requests = [
+        EvalRequest("qa", BuyerRequest(segment="enterprise", query="invoice approval")),
+        EvalRequest("qb", BuyerRequest(segment="smb", query="bills")),
+    ]
+    qrels = {"qa": {assets[0].id: 3, assets[2].id: 2}, "qb": {assets[1].id: 3}}
+    compare = {"same": RankingConfig(), "fit only": RankingConfig(weights=RankingWeights(relevance=0.0))}
+
+    report = holdout_evaluation(assets, vectors, embedder, requests, qrels, tmp_path, compare=compare)
+
+    assert list(report.systems)[:3] == ["engine", "same", "fit only"]
+    assert report.systems["same"].ranked == report.systems["engine"].ranked
+    assert report.systems["fit only"].ranked != report.systems["engine"].ranked
+    alpha = {a.id for a in assets[::2]}
+    assert set(report.systems["fit only"].ranked["qa"]) <= alpha  # ranked over alpha's index alone
 
 
 def test_holdout_trains_on_a_site_without_judged_requests_but_does_not_evaluate_it(

@@ -40,7 +40,19 @@ def _requests_options(func):
         help="Judged stages, one JSON per line: qid, expected_stage. Requests without a given stage are "
         "checked against them (qids not in the file are skipped).",
     )(func)
+    func = click.option(
+        "--compare",
+        "compare_paths",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Another ranking configuration (TOML) to score on the same requests, as a system named by its "
+        "path; repeatable. The intervals then show the engine's lead over it, request by request.",
+    )(func)
     return click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")(func)
+
+
+def _compared(paths: tuple[Path, ...]) -> dict[str, RankingConfig]:
+    return {str(path): RankingConfig.from_toml(path) for path in paths}
 
 
 @main.command()
@@ -49,14 +61,20 @@ def _requests_options(func):
 @config_option
 @user_errors
 def evaluate(
-    index_dir: Path, requests: Path, qrels: Path, stages_path: Path, as_json: bool, config_path: Path | None
+    index_dir: Path,
+    requests: Path,
+    qrels: Path,
+    stages_path: Path,
+    compare_paths: tuple[Path, ...],
+    as_json: bool,
+    config_path: Path | None,
 ) -> None:
     """nDCG@10 and precision@10 of the engine and of BM25 and dense baselines on judged requests.
 
     Broken down per segment, stage source, language and query presence. When every asset's segments and
     stages in the index are curated, a third baseline, dense+labels, filters dense retrieval by them.
 
-    Example: recommender evaluate --index-dir index --requests R.jsonl --qrels Q.jsonl
+    Example: recommender evaluate --index-dir index --requests R.jsonl --qrels Q.jsonl --compare mine.toml
     """
     from recommender.engine import Recommender
     from recommender.evaluation import (
@@ -68,9 +86,14 @@ def evaluate(
     )
     from recommender.evaluation import evaluate as run
 
+    compare = _compared(compare_paths)
     recommender = Recommender.load(index_dir, config=RankingConfig.from_toml(config_path) if config_path else None)
+    others = {
+        name: Recommender(index_dir, recommender.embedder, recommender.tagger, config)
+        for name, config in compare.items()
+    }
     asked = read_requests(requests)
-    report = run(recommender, asked, read_qrels(qrels))
+    report = run(recommender, asked, read_qrels(qrels), compare=others)
     stages = stage_agreement(asked, read_expected_stages(stages_path), recommender.config)
     intervals = confidence_intervals(report)
     if as_json:
@@ -94,6 +117,7 @@ def evaluate_holdout(
     requests: Path,
     qrels: Path,
     stages_path: Path,
+    compare_paths: tuple[Path, ...],
     as_json: bool,
     model: str,
     config_path: Path | None,
@@ -104,7 +128,7 @@ def evaluate_holdout(
     other sites, indexed alone and evaluated on its judged requests; tagging F1 is measured the
     same way. This is the honest figure for a new customer's untagged library.
 
-    Example: recommender evaluate-holdout
+    Example: recommender evaluate-holdout --compare mine.toml
     """
     from recommender.embeddings import load_embedder
     from recommender.evaluation import (
@@ -120,6 +144,7 @@ def evaluate_holdout(
     )
     from recommender.training import cross_validate
 
+    compare = _compared(compare_paths)
     assets = load_library(*(library or [SAMPLE_LIBRARY])).assets
     embedder = load_embedder(model)
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
@@ -127,7 +152,7 @@ def evaluate_holdout(
     asked = read_requests(requests)
     judged = read_qrels(qrels)
     with tempfile.TemporaryDirectory(prefix="holdout-") as work:
-        report = holdout_evaluation(assets, embeddings, embedder, asked, judged, work, config=config)
+        report = holdout_evaluation(assets, embeddings, embedder, asked, judged, work, config=config, compare=compare)
     cv = cross_validate(assets, embeddings, model=embedder.name)
     stages = stage_agreement(asked, read_expected_stages(stages_path), config)
     translations = translation_agreement(assets, embeddings, config.translation_threshold, config.translation_floor)
@@ -158,12 +183,11 @@ def _print(rows: list[dict], as_json: bool) -> None:
         return
     metrics = [key for key in rows[0] if key.startswith(("ndcg", "precision"))] if rows else []
     systems = list(dict.fromkeys(row["system"] for row in rows))
-    header = f"{'breakdown':<13}{'group':<20}{'n':>5}  " + "  ".join(
-        f"{s + ' ' + m:>22}" for m in metrics for s in systems
-    )
+    columns = [(s, m, max(22, len(s) + 1 + len(m))) for m in metrics for s in systems]
+    header = f"{'breakdown':<13}{'group':<20}{'n':>5}  " + "  ".join(f"{s + ' ' + m:>{w}}" for s, m, w in columns)
     click.echo(header)
     keyed = {(r["breakdown"], r["group"], r["system"]): r for r in rows}
     for breakdown, group in dict.fromkeys((r["breakdown"], r["group"]) for r in rows):
         first = keyed[(breakdown, group, systems[0])]
-        values = "  ".join(f"{keyed[(breakdown, group, s)][m]:>22.3f}" for m in metrics for s in systems)
+        values = "  ".join(f"{keyed[(breakdown, group, s)][m]:>{w}.3f}" for s, m, w in columns)
         click.echo(f"{breakdown:<13}{group:<20}{first['queries']:>5}  {values}")
