@@ -316,13 +316,19 @@ def repeated_texts(
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean over requests and its bootstrap confidence interval."""
+    """A mean over requests and its bootstrap confidence interval: of a system's nDCG, or of its lead
+    over another system (`against`), request by request."""
 
-    label: str  # a system, or "engine - bm25" for the paired difference of two
+    system: str
+    against: str | None
     mean: float
     low: float
     high: float
     requests: int
+
+    @property
+    def label(self) -> str:
+        return self.system if self.against is None else f"{self.system} - {self.against}"
 
 
 @dataclass(frozen=True)
@@ -343,7 +349,7 @@ class ConfidenceIntervals:
         width = max((len(i.label) for i in self.intervals), default=0)
         rows = []
         for interval in self.intervals:
-            form = "+.3f" if " - " in interval.label else ".3f"
+            form = ".3f" if interval.against is None else "+.3f"
             low, mean, high = (format(v, form) for v in (interval.low, interval.mean, interval.high))
             rows.append(f"  {interval.label:<{width}}  {mean:>6}  [{low}, {high}]  {interval.requests} requests")
         return [head, *rows]
@@ -358,16 +364,17 @@ def confidence_intervals(
     """`system`'s mean nDCG@k and its paired difference from every other system in `report`, each
     with a bootstrap interval (scipy's BCa). A difference is taken over the requests both scored."""
     own = report.systems[system].ndcg
-    intervals = [_interval(system, list(own.values()), confidence, resamples, seed)]
+    intervals = [_interval(system, None, list(own.values()), confidence, resamples, seed)]
     for name, scores in report.systems.items():
         if name != system:
-            both = [q for q in own if q in scores.ndcg]
-            differences = [own[q] - scores.ndcg[q] for q in both]
-            intervals.append(_interval(f"{system} - {name}", differences, confidence, resamples, seed))
+            differences = [own[q] - scores.ndcg[q] for q in own if q in scores.ndcg]
+            intervals.append(_interval(system, name, differences, confidence, resamples, seed))
     return ConfidenceIntervals(report.k, confidence, resamples, tuple(intervals))
 
 
-def _interval(label: str, values: Sequence[float], confidence: float, resamples: int, seed: int) -> Interval:
+def _interval(
+    system: str, against: str | None, values: Sequence[float], confidence: float, resamples: int, seed: int
+) -> Interval:
     from scipy.stats import bootstrap
 
     sample = np.asarray(values, dtype=np.float64)
@@ -380,7 +387,7 @@ def _interval(label: str, values: Sequence[float], confidence: float, resamples:
             (sample,), np.mean, confidence_level=confidence, n_resamples=resamples, method="BCa", rng=seed
         ).confidence_interval
         low, high = float(found.low), float(found.high)
-    return Interval(label, round(mean, 4), round(low, 4), round(high, 4), len(sample))
+    return Interval(system, against, round(mean, 4), round(low, 4), round(high, 4), len(sample))
 
 
 def request_words(request: BuyerRequest) -> str:
@@ -411,6 +418,9 @@ def evaluate(
     scored as a system of that name, after the engine.
     """
     compare = compare or {}
+    clash = sorted(set(compare) & {"engine", "bm25", "dense", "dense+labels"})
+    if clash:
+        raise RecommenderError(f"a compared configuration may not be named {clash[0]!r}, a system's name: rename it")
     snapshot = recommender.snapshot
     rows = snapshot.living_rows()
     ids = snapshot.ids_of(rows)

@@ -378,6 +378,11 @@ def test_a_compared_engine_is_scored_as_a_system_after_the_engine_on_its_own_rec
     assert report.systems["fit only"].ranked != report.systems["engine"].ranked
 
 
+def test_a_compared_engine_named_like_a_system_is_refused_rather_than_overwriting_it(recommender: Recommender):
+    with pytest.raises(RecommenderError, match="may not be named 'bm25'"):
+        evaluate(recommender, REQUESTS, QRELS, compare={"bm25": recommender})
+
+
 def test_evaluate_compare_prints_a_column_and_the_engines_lead_over_the_compared_configuration(
     index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
 ):
