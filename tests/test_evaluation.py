@@ -577,6 +577,45 @@ def test_evaluate_with_a_bad_request_file_fails_with_one_line_naming_the_line(
     assert result.output == f"Error: {requests}, line 2: not a valid request (segment: Field required)\n"
 
 
+def test_evaluate_holdout_prints_every_measurement_of_an_unseen_library_as_json(
+    small_library: list[Asset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("recommender.embeddings.load_embedder", lambda spec: HashEmbedder(name=spec))
+    assets = two_sites(small_library)
+    library = write_jsonl(tmp_path / "library.jsonl", assets)
+    requests = write_lines(
+        tmp_path / "requests.jsonl",
+        ['{"qid": "qa", "segment": "enterprise", "query": "invoice approval"}', '{"qid": "qb", "segment": "smb"}'],
+    )
+    qrels = write_lines(
+        tmp_path / "qrels.jsonl",
+        [
+            json.dumps({"qid": "qa", "id": assets[0].id, "grade": 3}),
+            json.dumps({"qid": "qb", "id": assets[1].id, "grade": 2}),
+        ],
+    )
+    other = write_lines(tmp_path / "fit-only.toml", ["[weights]", "relevance = 0.0"])
+
+    result = invoke("evaluate-holdout", library, "--requests", requests, "--qrels", qrels, "--compare", other, "--json")
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert list(payload) == [
+        "ranking",
+        "intervals",
+        "tagging",
+        "stage_inference",
+        "translation_detection",
+        "repeated_texts",
+    ]
+    overall = {row["system"]: row for row in payload["ranking"] if row["breakdown"] == "overall"}
+    assert list(overall) == ["engine", str(other), "bm25", "dense", "dense+labels"]
+    assert overall["engine"]["queries"] == 2
+    intervals = payload["intervals"]["intervals"]
+    assert [(i["system"], i["against"]) for i in intervals][:2] == [("engine", None), ("engine", str(other))]
+    assert intervals[0]["mean"] == overall["engine"]["ndcg@10"]
+
+
 # -- stage inference against judged stages ------------------------------------------------------------------
 
 
