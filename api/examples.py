@@ -635,7 +635,10 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                     "fields": [
                         {
                             "field": "language",
-                            "problem": "'english' is not an ISO 639-1 language code (two letters, such as en, de, id)",
+                            "problem": (
+                                "'english' is not an ISO 639-1 language code (two letters, such as en, de, id; "
+                                "a tag such as de-DE counts as its language)"
+                            ),
                         }
                     ],
                 },

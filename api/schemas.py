@@ -113,7 +113,9 @@ class SequenceRequest(BaseModel):
     query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
         default=None, description="The campaign's topic, in any language."
     )
-    language: LanguageCode | None = Field(default=None, description="Preferred content language (ISO 639-1).")
+    language: LanguageCode | None = Field(
+        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de)."
+    )
     # The engine excludes each chosen asset from later steps within its 10,000-id limit.
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000 - MAX_STEPS, description="Asset ids never to use."

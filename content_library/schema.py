@@ -63,6 +63,12 @@ _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
+#: A language tag as browsers, CMS exports and locales write it: `de`, `de-DE`, `de_DE`, `zh-Hant-TW`.
+_LANGUAGE_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
+#: Codes ISO 639 withdrew that older systems still write (Java's Locale says "in" for Indonesian).
+_WITHDRAWN = {"in": "id", "iw": "he", "ji": "yi"}
+
+
 @lru_cache(maxsize=1)
 def _iso_639_1() -> frozenset[str]:
     import pycountry
@@ -70,14 +76,33 @@ def _iso_639_1() -> frozenset[str]:
     return frozenset(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2"))
 
 
+@lru_cache(maxsize=1)
+def _two_letter_codes() -> dict[str, str]:
+    """Every code that names a language with an ISO 639-1 code, mapped to it: itself, its ISO 639-2/3
+    code (`deu`) and its bibliographic one (`ger`), and the withdrawn codes."""
+    import pycountry
+
+    out = dict(_WITHDRAWN)
+    for lang in pycountry.languages:
+        if hasattr(lang, "alpha_2"):
+            for attribute in ("alpha_2", "alpha_3", "bibliographic"):
+                if hasattr(lang, attribute):
+                    out[getattr(lang, attribute)] = lang.alpha_2
+    return out
+
+
 def is_language_code(code: str) -> bool:
     return code in _iso_639_1()
 
 
 def _language(value: str) -> str:
-    code = value.strip().lower()
-    if not is_language_code(code):
-        raise ValueError(f"'{value}' is not an ISO 639-1 language code (two letters, such as en, de, id)")
+    tag = _LANGUAGE_TAG.match(value.strip())
+    code = _two_letter_codes().get(tag.group(1).lower()) if tag else None
+    if code is None:
+        raise ValueError(
+            f"'{value}' is not an ISO 639-1 language code (two letters, such as en, de, id; a tag such as "
+            "de-DE counts as its language)"
+        )
     return code
 
 

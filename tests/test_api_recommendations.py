@@ -35,6 +35,17 @@ def test_recommendations_are_the_engines_ranking_with_the_documented_fields(api_
     }
 
 
+def test_a_browsers_locale_counts_as_its_language(api_client):
+    body = {"segment": "enterprise", "role": "finance", "stage": "consideration", "k": 5}
+
+    as_locale = api_client.post("/v1/recommendations", json=body | {"language": "de-DE"})
+    as_code = api_client.post("/v1/recommendations", json=body | {"language": "de"})
+
+    assert as_locale.status_code == 200, as_locale.get_json()
+    assert as_locale.get_json()["items"] == as_code.get_json()["items"]
+    assert as_code.get_json()["items"][0]["language"] == "de"
+
+
 def test_explain_adds_reasons_that_sum_to_the_score(api_client):
     response = api_client.post("/v1/recommendations", json={"segment": "smb", "query": "pricing", "explain": True})
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from content_library import (
     SAMPLE_LIBRARY,
@@ -220,6 +221,31 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
 
 def test_sample_library_is_the_sample_folder_of_the_package() -> None:
     assert SAMPLE_LIBRARY == Path(__file__).parents[1] / "content_library" / "sample"
+
+
+@pytest.mark.parametrize(
+    ("written", "language"),
+    [
+        ("DE", "de"),
+        ("de-DE", "de"),  # a browser's or CMS's locale
+        ("id_ID", "id"),  # a POSIX locale
+        ("zh-Hant-TW", "zh"),
+        ("deu", "de"),  # ISO 639-2/3
+        ("ger", "de"),  # ISO 639-2 bibliographic
+        ("in", "id"),  # withdrawn, still written by Java's Locale
+    ],
+)
+def test_a_language_tag_or_code_counts_as_its_iso_639_1_language(tmp_path: Path, written: str, language: str) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD | {"language": written}) + "\n")
+
+    assert load_library(path).assets[0].language == language
+
+
+@pytest.mark.parametrize("written", ["German", "xx", "de-", "de DE", "d"])
+def test_a_language_name_or_a_malformed_tag_is_refused(written: str) -> None:
+    with pytest.raises(ValidationError, match="is not an ISO 639-1 language code"):
+        Asset.model_validate(GOOD | {"language": written})
 
 
 # Bad records: each names file, line and field
