@@ -8,7 +8,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 
 class Segment(StrEnum):
@@ -112,6 +112,11 @@ def _url(value: str) -> str:
     return value
 
 
+def _asset_type_name(value: Any) -> Any:
+    """`Case Study`, `case-study` and `CASE_STUDY` name `case_study`: exports spell types their own way."""
+    return re.sub(r"[\s-]+", "_", value.strip().lower()) if isinstance(value, str) else value
+
+
 LanguageCode = Annotated[str, AfterValidator(_language)]
 
 
@@ -123,7 +128,7 @@ class Asset(BaseModel):
     id: str = Field(pattern=_ID_PATTERN, description="Unique id: letters, digits and . _ : - (max 128).")
     title: str = Field(min_length=1, max_length=500)
     body: str = Field(min_length=1, max_length=100_000)
-    asset_type: AssetType
+    asset_type: Annotated[AssetType, BeforeValidator(_asset_type_name)]
     language: LanguageCode
     url: Annotated[str, AfterValidator(_url)] = Field(max_length=2048)
     published: dt.date | None = None

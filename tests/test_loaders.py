@@ -242,6 +242,24 @@ def test_a_language_tag_or_code_counts_as_its_iso_639_1_language(tmp_path: Path,
     assert load_library(path).assets[0].language == language
 
 
+@pytest.mark.parametrize(
+    ("written", "asset_type"),
+    [
+        ("Whitepaper", "whitepaper"),
+        ("case study", "case_study"),
+        ("Case-Study", "case_study"),
+        ("ROI Calculator", "roi_calculator"),
+    ],
+)
+def test_an_asset_type_in_another_case_or_with_spaces_or_hyphens_is_read_as_the_type(
+    tmp_path: Path, written: str, asset_type: str
+) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD | {"asset_type": written}) + "\n")
+
+    assert load_library(path).assets[0].asset_type == asset_type
+
+
 @pytest.mark.parametrize("written", ["German", "xx", "de-", "de DE", "d"])
 def test_a_language_name_or_a_malformed_tag_is_refused(written: str) -> None:
     with pytest.raises(ValidationError, match="is not an ISO 639-1 language code"):
