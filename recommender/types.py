@@ -63,7 +63,7 @@ class BuyerRequest(BaseModel):
         default=None, description="What the buyer searched or read, in any language."
     )
     language: LanguageCode | None = Field(
-        default=None, description="Preferred content language (ISO 639-1); others are a fallback."
+        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de); others are a fallback."
     )
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."
