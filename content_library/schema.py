@@ -71,9 +71,7 @@ _WITHDRAWN = {"in": "id", "iw": "he", "ji": "yi"}
 
 @lru_cache(maxsize=1)
 def _iso_639_1() -> frozenset[str]:
-    import pycountry
-
-    return frozenset(lang.alpha_2 for lang in pycountry.languages if hasattr(lang, "alpha_2"))
+    return frozenset(_two_letter_codes().values())
 
 
 @lru_cache(maxsize=1)
