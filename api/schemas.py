@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
-from content_library.schema import Asset, AssetType, LanguageCode, Role, Segment, Stage
+from content_library.schema import Asset, AssetType, AssetTypeName, LanguageCode, Role, Segment, Stage
 from recommender.types import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -162,7 +162,7 @@ class BrowseQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    asset_type: AssetType | None = None
+    asset_type: AssetTypeName | None = None
     language: LanguageCode | None = None
     segment: Segment | None = None
     stage: Stage | None = None

@@ -391,6 +391,11 @@ def _message(error: Any) -> str:
     name = str(error["loc"][0]) if error["loc"] else ""
     if kind == "missing":
         return "required but missing or empty"
+    if kind == "enum" and name == "asset_type":
+        return (
+            f"{value!r} is not one of {allowed(AssetType)}, nor another name for one such as 'white paper' "
+            "(content_library/data/asset_types.toml lists them; add yours there)"
+        )
     if kind == "enum" and name in _ENUMS:
         return f"{value!r} is not one of {allowed(_ENUMS[name])}"
     if kind == "value_error" and "error" in ctx:

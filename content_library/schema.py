@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tomllib
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -110,12 +112,50 @@ def _url(value: str) -> str:
     return value
 
 
+#: Other names for the asset types (`white paper`, `customer story`, `free trial`...), one file a team can extend.
+ASSET_TYPE_ALIASES: Path = Path(__file__).parent / "data" / "asset_types.toml"
+
+
 def _asset_type_name(value: Any) -> Any:
-    """`Case Study`, `case-study` and `CASE_STUDY` name `case_study`: exports spell types their own way."""
-    return re.sub(r"[\s-]+", "_", value.strip().lower()) if isinstance(value, str) else value
+    """The type a name written by an export stands for: `Case Study`, `case-study`, `CASE_STUDY` and
+    `case studies` are `case_study`, `White Paper` and `customer story` are what asset_types.toml says.
+
+    A name that stands for no type is returned as written, for the error to quote it.
+    """
+    if not isinstance(value, str):
+        return value
+    name = _spelling(value)
+    types = _asset_type_names()
+    if name in types:
+        return types[name]
+    singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
+    return types.get(singular, value)
+
+
+def _spelling(name: str) -> str:
+    name = name.strip().lower().replace("&", " and ").replace("'", "").replace("\u2019", "")
+    return re.sub(r"[\W_]+", "_", name).strip("_")
+
+
+@lru_cache(maxsize=1)
+def _asset_type_names() -> dict[str, str]:
+    """Every name read as an asset type, spelt as `_spelling` spells it, mapped to the type's value."""
+    with ASSET_TYPE_ALIASES.open("rb") as fh:
+        aliases = tomllib.load(fh)["aliases"]
+    out = {member.value: member.value for member in AssetType}
+    for type_name, names in aliases.items():
+        if type_name not in out:
+            raise ValueError(f"{ASSET_TYPE_ALIASES}: '{type_name}' is not an asset type")
+        for alias in names:
+            spelt = _spelling(alias)
+            if out.setdefault(spelt, type_name) != type_name:
+                raise ValueError(f"{ASSET_TYPE_ALIASES}: '{alias}' names both {out[spelt]} and {type_name}")
+    return out
 
 
 LanguageCode = Annotated[str, AfterValidator(_language)]
+#: An asset type, or another name for one (asset_types.toml).
+AssetTypeName = Annotated[AssetType, BeforeValidator(_asset_type_name)]
 
 
 class Asset(BaseModel):
@@ -126,7 +166,9 @@ class Asset(BaseModel):
     id: str = Field(pattern=_ID_PATTERN, description="Unique id: letters, digits and . _ : - (max 128).")
     title: str = Field(min_length=1, max_length=500)
     body: str = Field(min_length=1, max_length=100_000)
-    asset_type: Annotated[AssetType, BeforeValidator(_asset_type_name)]
+    asset_type: AssetTypeName = Field(
+        description="The asset's type; another name for one, such as 'White Paper' or 'Case Studies', counts as it."
+    )
     language: LanguageCode
     url: Annotated[str, AfterValidator(_url)] = Field(max_length=2048)
     published: dt.date | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from content_library.schema import Asset, AssetType, LanguageCode, Role, Segment, Stage
+from content_library.schema import Asset, AssetType, AssetTypeName, LanguageCode, Role, Segment, Stage
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -68,8 +68,10 @@ class BuyerRequest(BaseModel):
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."
     )
-    asset_types: tuple[AssetType, ...] = Field(
-        default=(), max_length=len(AssetType), description="Only these asset types (all when empty)."
+    asset_types: tuple[AssetTypeName, ...] = Field(
+        default=(),
+        max_length=len(AssetType),
+        description="Only these asset types (all when empty); another name for a type, such as 'Case Studies', counts.",
     )
     k: int = Field(default=10, ge=1, le=MAX_K, description="How many assets to return.")
 

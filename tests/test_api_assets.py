@@ -96,13 +96,22 @@ def test_a_browsed_asset_is_summarised_without_its_body(api_client):
     }
 
 
+def test_browsing_by_asset_type_reads_another_name_for_it(api_client):
+    named = api_client.get("/v1/assets", query_string={"asset_type": "White Paper"}).get_json()["items"]
+
+    assert [item["id"] for item in named] == [
+        item["id"] for item in api_client.get("/v1/assets?asset_type=whitepaper").get_json()["items"]
+    ]
+    assert named and {item["asset_type"] for item in named} == {"whitepaper"}
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
         ("limit=0", "limit"),
         ("limit=201", "limit"),
         ("limit=ten", "limit"),
-        ("asset_type=podcast", "asset_type"),
+        ("asset_type=hologram", "asset_type"),
         ("segment=mid-market", "segment"),
         ("language=english", "language"),
         ("sort=title", "sort"),
@@ -167,7 +176,7 @@ def test_a_put_whose_body_id_differs_from_the_path_is_refused(api_client):
     [
         ({"url": "ftp://example.com/x"}, "url"),
         ({"language": "xx"}, "language"),
-        ({"asset_type": "podcast"}, "asset_type"),
+        ({"asset_type": "hologram"}, "asset_type"),
         ({"title": ""}, "title"),
         ({"stages": ["purchase"]}, "stages[0]"),
         ({"author": "someone"}, "author"),

@@ -72,6 +72,14 @@ def test_excluded_assets_and_asset_types_are_respected(api_client):
     assert {item["id"] for item in items} == {"ent-cons-2", "ent-ret-1"}
 
 
+def test_asset_types_may_be_written_as_exports_name_them(api_client):
+    body = {"segment": "enterprise", "asset_types": ["Case Studies", "how-to"], "exclude": ["ent-dec-1"], "k": 10}
+
+    items = api_client.post("/v1/recommendations", json=body).get_json()["items"]
+
+    assert {item["id"] for item in items} == {"ent-cons-2", "ent-ret-1"}
+
+
 @pytest.mark.parametrize(
     ("body", "field", "allowed"),
     [
@@ -94,7 +102,7 @@ def test_excluded_assets_and_asset_types_are_respected(api_client):
         ({"segment": "smb", "exclude": [""]}, "exclude[0]", None),
         ({"segment": "smb", "persona": "owner"}, "persona", REQUEST_FIELDS),
         (
-            {"segment": "smb", "asset_types": ["podcast"]},
+            {"segment": "smb", "asset_types": ["hologram"]},
             "asset_types[0]",
             [
                 "whitepaper",

@@ -247,7 +247,7 @@ def test_an_empty_input_gives_an_empty_output_of_the_format(tmp_path: Path, tagg
 def with_bad_records(tmp_path: Path, batch_assets: list[dict]) -> Path:
     path = write_rows(tmp_path / "bad.jsonl", batch_assets[:10])
     lines = path.read_text(encoding="utf-8").splitlines()
-    lines[3] = json.dumps({**batch_assets[3], "asset_type": "podcast"})
+    lines[3] = json.dumps({**batch_assets[3], "asset_type": "hologram"})
     lines[7] = "{not json"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -262,9 +262,10 @@ def test_bad_records_stop_the_run_before_any_work_listing_each_with_its_line(
 
     assert str(caught.value).splitlines() == [
         f"Found 2 invalid record(s) in {with_bad_records}. Fix them, or pass --skip-invalid to skip them:",
-        f"  {with_bad_records}, line 4, field asset_type: 'podcast' is not one of whitepaper, case_study, "
+        f"  {with_bad_records}, line 4, field asset_type: 'hologram' is not one of whitepaper, case_study, "
         "webinar, review, blog_post, ebook, datasheet, demo, pricing, roi_calculator, comparison, checklist, "
-        "guide, report, video",
+        "guide, report, video, nor another name for one such as 'white paper' (content_library/data/asset_types.toml "
+        "lists them; add yours there)",
         f"  {with_bad_records}, line 8: is not valid JSON "
         "(Expecting property name enclosed in double quotes at column 2)",
     ]

@@ -493,7 +493,7 @@ def test_a_bad_k_inside_a_batch_fails_only_its_own_request(client, k: Any):
     [
         ("/v1/sequences", SEQUENCE | {"stage": "purchase"}, "stage", Stage),
         ("/v1/sequences", SEQUENCE | {"segment": "mid-market"}, "segment", Segment),
-        ("/v1/tag", {"assets": [asset_json("t-1") | {"asset_type": "podcast"}]}, "assets[0].asset_type", AssetType),
+        ("/v1/tag", {"assets": [asset_json("t-1") | {"asset_type": "hologram"}]}, "assets[0].asset_type", AssetType),
         ("/v1/assets:bulk", {"assets": [asset_json("b-1") | {"stages": ["purchase"]}]}, "assets[0].stages[0]", Stage),
         ("/v1/assets:bulk", {"assets": [asset_json("b-1") | {"segments": ["SMB"]}]}, "assets[0].segments[0]", Segment),
     ],
@@ -509,7 +509,7 @@ def test_an_unknown_enum_value_gets_422_listing_the_allowed_values(client, path,
 
 
 def test_an_unknown_enum_value_inside_a_batch_lists_the_allowed_values_in_its_own_error(client):
-    body = {"requests": [{"id": "c-1", "segment": "smb", "asset_types": ["podcast"]}]}
+    body = {"requests": [{"id": "c-1", "segment": "smb", "asset_types": ["hologram"]}]}
 
     [result] = client.post("/v1/recommendations/batch", json=body).get_json()["results"]
 

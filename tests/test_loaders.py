@@ -27,6 +27,7 @@ from content_library import (
     iter_records,
     load_library,
     parse_record,
+    schema,
 )
 
 ASSETS: list[dict[str, Any]] = [
@@ -85,6 +86,10 @@ GOOD = {
 
 ASSET_TYPES = "whitepaper, case_study, webinar, review, blog_post, ebook, datasheet, demo, pricing, "
 ASSET_TYPES += "roi_calculator, comparison, checklist, guide, report, video"
+NOT_A_TYPE = (
+    f"'hologram' is not one of {ASSET_TYPES}, nor another name for one such as 'white paper' "
+    "(content_library/data/asset_types.toml lists them; add yours there)"
+)
 
 
 def _present(record: dict[str, Any]) -> dict[str, Any]:
@@ -249,15 +254,52 @@ def test_a_language_tag_or_code_counts_as_its_iso_639_1_language(tmp_path: Path,
         ("case study", "case_study"),
         ("Case-Study", "case_study"),
         ("ROI Calculator", "roi_calculator"),
+        ("Case Studies", "case_study"),
+        ("Webinars", "webinar"),
+        ("White Paper", "whitepaper"),
+        ("Customer Story", "case_study"),
+        ("Free Trial", "demo"),
+        ("Plans & Pricing", "pricing"),
+        ("Buyer's Guide", "guide"),
+        ("e-Book", "ebook"),
+        ("Analyst Report", "report"),
+        ("Fallstudie", "case_study"),
+        ("ulasan", "review"),
     ],
 )
-def test_an_asset_type_in_another_case_or_with_spaces_or_hyphens_is_read_as_the_type(
+def test_an_asset_type_written_as_an_export_writes_it_is_read_as_the_type(
     tmp_path: Path, written: str, asset_type: str
 ) -> None:
     path = tmp_path / "library.jsonl"
     path.write_text(json.dumps(GOOD | {"asset_type": written}) + "\n")
 
     assert load_library(path).assets[0].asset_type == asset_type
+
+
+def test_an_unknown_asset_type_is_quoted_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD | {"asset_type": "Hologram"}) + "\n")
+
+    assert load_problems(path) == [f"{path}, line 1, field asset_type: {NOT_A_TYPE.replace('hologram', 'Hologram')}"]
+
+
+def test_every_other_name_for_an_asset_type_names_exactly_one_type() -> None:
+    names = schema._asset_type_names()
+
+    assert set(names.values()) == {t.value for t in AssetType}
+    assert all(names[t.value] == t.value for t in AssetType)
+
+
+def test_an_alias_file_that_gives_one_name_to_two_types_is_refused(tmp_path: Path, monkeypatch) -> None:
+    aliases = tmp_path / "asset_types.toml"
+    aliases.write_text('[aliases]\nguide = ["playbook"]\nchecklist = ["Playbook"]\n')
+    monkeypatch.setattr(schema, "ASSET_TYPE_ALIASES", aliases)
+    schema._asset_type_names.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="'Playbook' names both guide and checklist"):
+            schema._asset_type_names()
+    finally:
+        schema._asset_type_names.cache_clear()
 
 
 @pytest.mark.parametrize("written", ["German", "xx", "de-", "de DE", "d"])
@@ -273,7 +315,7 @@ def test_a_language_name_or_a_malformed_tag_is_refused(written: str) -> None:
     ("change", "expected"),
     [
         ({"title": None}, "field title: required but missing or empty"),
-        ({"asset_type": "podcast"}, f"field asset_type: 'podcast' is not one of {ASSET_TYPES}"),
+        ({"asset_type": "hologram"}, f"field asset_type: {NOT_A_TYPE}"),
         ({"segments": ["smb", "mid"]}, "field segments: 'mid' is not one of enterprise, smb"),
         (
             {"roles": ["cfo"]},
@@ -315,9 +357,9 @@ def test_a_line_that_is_not_utf8_is_a_problem_of_that_line(tmp_path: Path) -> No
 
 
 def test_csv_lines_count_the_header_as_line_1(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2", "asset_type": "podcast"}], list(GOOD))
+    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2", "asset_type": "hologram"}], list(GOOD))
 
-    assert load_problems(path) == [f"{path}, line 3, field asset_type: 'podcast' is not one of {ASSET_TYPES}"]
+    assert load_problems(path) == [f"{path}, line 3, field asset_type: {NOT_A_TYPE}"]
 
 
 def test_csv_lines_are_where_the_row_starts_when_a_cell_spans_lines(tmp_path: Path) -> None:
@@ -362,10 +404,10 @@ def test_parquet_problems_name_the_row_index(tmp_path: Path) -> None:
 
 
 def test_markdown_problems_name_the_file(tmp_path: Path) -> None:
-    (tmp_path / "webinar.md").write_text("---\nasset_type: podcast\n---\n# Title\n\nBody.\n")
+    (tmp_path / "webinar.md").write_text("---\nasset_type: hologram\n---\n# Title\n\nBody.\n")
 
     assert load_problems(tmp_path) == [
-        f"{tmp_path / 'webinar.md'}, field asset_type: 'podcast' is not one of {ASSET_TYPES}",
+        f"{tmp_path / 'webinar.md'}, field asset_type: {NOT_A_TYPE}",
         f"{tmp_path / 'webinar.md'}, field language: required but missing or empty",
         f"{tmp_path / 'webinar.md'}, field url: required but missing or empty",
     ]
@@ -606,6 +648,6 @@ def test_parse_record_raises_record_invalid_with_every_problem() -> None:
 
 
 def test_a_record_problem_reads_as_a_sentence() -> None:
-    problem = RecordProblem("library.csv", "line 4", "asset_type", "'podcast' is not one of whitepaper")
+    problem = RecordProblem("library.csv", "line 4", "asset_type", "'hologram' is not one of whitepaper")
 
-    assert str(problem) == "library.csv, line 4, field asset_type: 'podcast' is not one of whitepaper"
+    assert str(problem) == "library.csv, line 4, field asset_type: 'hologram' is not one of whitepaper"

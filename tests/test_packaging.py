@@ -13,6 +13,7 @@ PACKAGES = ("recommender", "content_library", "models", "api")
 #: Files read at run time, relative to the project root.
 DATA = (
     "recommender/data/*.toml",
+    "content_library/data/*.toml",
     "content_library/sample/*.jsonl",
     "content_library/devset/*.jsonl",
     "models/tagger/*",

@@ -241,6 +241,14 @@ def test_the_asset_types_filter_returns_only_those_types(engine: Recommender):
     assert len(result.items) == sum(meta(i)["type"] in ("guide", "video") for i in IDS)
 
 
+def test_the_asset_types_filter_reads_other_names_for_a_type(engine: Recommender):
+    written = BuyerRequest(segment="smb", query="pricing", asset_types=["Guides", "explainer video"], k=20)
+    canonical = BuyerRequest(segment="smb", query="pricing", asset_types=["guide", "video"], k=20)
+
+    assert written.asset_types == (AssetType.GUIDE, AssetType.VIDEO)
+    assert engine.recommend(written).items == engine.recommend(canonical).items
+
+
 def test_a_request_without_a_query_ranks_on_buyer_fit(engine: Recommender):
     result = engine.recommend(BuyerRequest(segment="smb", role="owner", stage="decision", k=4))
 

@@ -76,7 +76,7 @@ def assets_file(tmp_path_factory: pytest.TempPathFactory, batch_assets: list[dic
     path = write_rows(tmp_path_factory.mktemp("spark-input") / "assets.jsonl", batch_assets)
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[10] = "{not json"
-    lines[150] = json.dumps({**batch_assets[150], "asset_type": "podcast"})
+    lines[150] = json.dumps({**batch_assets[150], "asset_type": "hologram"})
     lines.insert(200, "")
     lines[250] = "[1, 2]"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -211,7 +211,7 @@ def test_spark_locates_bad_csv_rows_by_line_like_the_local_engine(
 ) -> None:
     rows = [dict(row) for row in batch_assets[:12]]
     rows[4]["body"] = "A body\nover three\nlines."
-    rows[6]["asset_type"] = "podcast"
+    rows[6]["asset_type"] = "hologram"
     source = write_rows(tmp_path / "in.csv", rows)
     with open(source, "a", encoding="utf-8") as fh:
         fh.write("extra,cells,than,the,header,has,here,and,more,and,more,and,more,and,more\n")
