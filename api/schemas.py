@@ -13,7 +13,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
-from content_library.schema import Asset, AssetType, AssetTypeName, LanguageCode, Role, Segment, Stage
+from content_library.schema import (
+    Asset,
+    AssetType,
+    AssetTypeName,
+    LanguageCode,
+    Role,
+    RoleName,
+    Segment,
+    SegmentName,
+    Stage,
+    StageName,
+)
 from recommender.types import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -107,9 +118,9 @@ class SequenceRequest(BaseModel):
 
     model_config = _STRICT
 
-    segment: Segment
-    stage: Stage = Field(description="The stage of the first step; later steps move towards decision.")
-    role: Role | None = None
+    segment: SegmentName
+    stage: StageName = Field(description="The stage of the first step; later steps move towards decision.")
+    role: RoleName | None = None
     query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
         default=None, description="The campaign's topic, in any language."
     )
@@ -164,8 +175,8 @@ class BrowseQuery(BaseModel):
 
     asset_type: AssetTypeName | None = None
     language: LanguageCode | None = None
-    segment: Segment | None = None
-    stage: Stage | None = None
+    segment: SegmentName | None = None
+    stage: StageName | None = None
     limit: int = Field(default=DEFAULT_BROWSE, ge=1, le=MAX_BROWSE)
     cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN, description="next_cursor of the previous page.")
 

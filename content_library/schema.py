@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 
 class Segment(StrEnum):
@@ -124,7 +124,7 @@ def _asset_type_name(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    name = _spelling(value)
+    name = spelling(value)
     types = _asset_type_names()
     if name in types:
         return types[name]
@@ -132,14 +132,15 @@ def _asset_type_name(value: Any) -> Any:
     return types.get(singular, value)
 
 
-def _spelling(name: str) -> str:
+def spelling(name: str) -> str:
+    """A name in lower snake case, as the vocabularies write theirs: `Plans & Pricing` is `plans_and_pricing`."""
     name = name.strip().lower().replace("&", " and ").replace("'", "").replace("\u2019", "")
     return re.sub(r"[\W_]+", "_", name).strip("_")
 
 
 @lru_cache(maxsize=1)
 def _asset_type_names() -> dict[str, str]:
-    """Every name read as an asset type, spelt as `_spelling` spells it, mapped to the type's value."""
+    """Every name read as an asset type, in lower snake case (`spelling`), mapped to the type's value."""
     with ASSET_TYPE_ALIASES.open("rb") as fh:
         aliases = tomllib.load(fh)["aliases"]
     out = {member.value: member.value for member in AssetType}
@@ -147,12 +148,34 @@ def _asset_type_names() -> dict[str, str]:
         if type_name not in out:
             raise ValueError(f"{ASSET_TYPE_ALIASES}: '{type_name}' is not an asset type")
         for alias in names:
-            spelt = _spelling(alias)
+            spelt = spelling(alias)
             if out.setdefault(spelt, type_name) != type_name:
                 raise ValueError(f"{ASSET_TYPE_ALIASES}: '{alias}' names both {out[spelt]} and {type_name}")
     return out
 
 
+def _spelt_as(vocabulary: type[StrEnum]) -> BeforeValidator:
+    """Reads `End User`, `end-user` and `END_USER` as `end_user`: exports and CRMs write the vocabularies
+    their own way. A name that is none of the vocabulary's is left as written, for the error to quote it."""
+    values = frozenset(member.value for member in vocabulary)
+
+    def read(value: Any) -> Any:
+        if isinstance(value, str) and (name := spelling(value)) in values:
+            return name
+        return value
+
+    return BeforeValidator(read)
+
+
+def _event_name(value: Any) -> Any:
+    return (spelling(value) or value) if isinstance(value, str) else value
+
+
+SegmentName = Annotated[Segment, _spelt_as(Segment)]
+StageName = Annotated[Stage, _spelt_as(Stage)]
+RoleName = Annotated[Role, _spelt_as(Role)]
+#: A buying-signal event: `Pricing Page View` and `pricing-page-view` are `pricing_page_view`.
+EventName = Annotated[str, BeforeValidator(_event_name), StringConstraints(min_length=1, max_length=64)]
 LanguageCode = Annotated[str, AfterValidator(_language)]
 #: An asset type, or another name for one (asset_types.toml).
 AssetTypeName = Annotated[AssetType, BeforeValidator(_asset_type_name)]
@@ -172,9 +195,9 @@ class Asset(BaseModel):
     language: LanguageCode
     url: Annotated[str, AfterValidator(_url)] = Field(max_length=2048)
     published: dt.date | None = None
-    segments: tuple[Segment, ...] = ()
-    stages: tuple[Stage, ...] = ()
-    roles: tuple[Role, ...] = ()
+    segments: tuple[SegmentName, ...] = ()
+    stages: tuple[StageName, ...] = ()
+    roles: tuple[RoleName, ...] = ()
     topic: str | None = Field(default=None, max_length=200)
     tags: tuple[str, ...] = ()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from content_library.schema import AssetType, Segment, Stage, allowed
+from content_library.schema import AssetType, Segment, Stage, allowed, spelling
 from recommender.errors import ConfigError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -44,12 +44,12 @@ class StageSignalMap:
         for segment in Segment:
             table = _table(raw, segment.value, path)
             try:
-                stages[segment] = {event: Stage(stage) for event, stage in table.items()}
+                stages[segment] = {spelling(event): Stage(stage) for event, stage in table.items()}
             except ValueError as exc:
                 raise ConfigError(f"{path} [{segment.value}]: {exc}; stages are {allowed(Stage)}") from exc
         after = _table(raw, "after_purchase", path, required=False)
-        purchase = frozenset(_names(after, "purchase_events", path))
-        retention = frozenset(_names(after, "becomes_retention", path))
+        purchase = frozenset(spelling(name) for name in _names(after, "purchase_events", path))
+        retention = frozenset(spelling(name) for name in _names(after, "becomes_retention", path))
         events = [set(table) for table in stages.values()]
         if events[0] != events[1]:
             diff = sorted(events[0] ^ events[1])

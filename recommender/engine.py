@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from content_library.schema import Asset, Role, Segment, Stage
+from content_library.schema import Asset, Role, Segment, Stage, spelling
 from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
@@ -201,8 +201,9 @@ class Recommender:
         Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
         remainder); a sequence starting at decision or retention continues into retention.
         """
-        segment, stage = Segment(segment), Stage(stage)  # plain strings are welcome, as in BuyerRequest
-        role = Role(role) if role is not None else None
+        # Plain strings are welcome, spelt any way, as in BuyerRequest.
+        segment, stage = Segment(spelling(segment)), Stage(spelling(stage))
+        role = Role(spelling(role)) if role is not None else None
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
         per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]

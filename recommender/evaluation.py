@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from content_library.schema import Asset, Stage
+from content_library.schema import Asset, Stage, spelling
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder
 from recommender.engine import Recommender
@@ -146,7 +146,7 @@ def read_expected_stages(path: str | Path) -> dict[str, Stage]:
             continue
         try:
             raw = json.loads(line)
-            out[str(raw["qid"])] = Stage(raw["expected_stage"])
+            out[str(raw["qid"])] = Stage(spelling(raw["expected_stage"]))
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise RecommenderError(f"{path}, line {number}: not a judged stage qid/expected_stage ({exc})") from exc
     return out

@@ -7,14 +7,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from content_library.schema import Asset, AssetType, AssetTypeName, LanguageCode, Role, Segment, Stage
+from content_library.schema import (
+    Asset,
+    AssetType,
+    AssetTypeName,
+    EventName,
+    LanguageCode,
+    RoleName,
+    SegmentName,
+    Stage,
+    StageName,
+)
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
 MAX_LIST_ITEMS = 200
 
 AssetId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-EventName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class LabelSource(StrEnum):
@@ -53,9 +62,9 @@ class BuyerRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    segment: Segment = Field(description="enterprise (a buying-committee member) or smb (a self-researcher)")
-    role: Role | None = Field(default=None, description="The committee role, or owner for SMB.")
-    stage: Stage | None = Field(default=None, description="The buying stage; wins over signals.")
+    segment: SegmentName = Field(description="enterprise (a buying-committee member) or smb (a self-researcher)")
+    role: RoleName | None = Field(default=None, description="The committee role, or owner for SMB.")
+    stage: StageName | None = Field(default=None, description="The buying stage; wins over signals.")
     signals: tuple[EventName, ...] = Field(
         default=(), max_length=MAX_LIST_ITEMS, description="Buying-signal events, oldest first."
     )

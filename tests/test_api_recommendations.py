@@ -72,6 +72,16 @@ def test_excluded_assets_and_asset_types_are_respected(api_client):
     assert {item["id"] for item in items} == {"ent-cons-2", "ent-ret-1"}
 
 
+def test_segment_role_stage_and_signals_may_be_written_as_a_crm_writes_them(api_client):
+    written = {"segment": "Enterprise", "role": "End User", "signals": ["Technical Discussion"], "explain": True}
+    canonical = {"segment": "enterprise", "role": "end_user", "signals": ["technical_discussion"], "explain": True}
+
+    answer = api_client.post("/v1/recommendations", json=written)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == api_client.post("/v1/recommendations", json=canonical).get_json()
+
+
 def test_asset_types_may_be_written_as_exports_name_them(api_client):
     body = {"segment": "enterprise", "asset_types": ["Case Studies", "how-to"], "exclude": ["ent-dec-1"], "k": 10}
 

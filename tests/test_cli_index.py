@@ -211,7 +211,7 @@ def test_a_library_file_of_an_unknown_format_fails_with_one_line_and_exit_status
 
 def test_invalid_records_fail_with_exit_status_1_listing_each_with_file_line_and_field(tmp_path: Path):
     library = write_jsonl(
-        tmp_path / "library.jsonl", [{**JSONL_ASSETS[0], "asset_type": "brochure"}, {**JSONL_ASSETS[1], "url": ""}]
+        tmp_path / "library.jsonl", [{**JSONL_ASSETS[0], "asset_type": "hologram"}, {**JSONL_ASSETS[1], "url": ""}]
     )
 
     done = build_bad_library(library, tmp_path / "index")
@@ -219,8 +219,10 @@ def test_invalid_records_fail_with_exit_status_1_listing_each_with_file_line_and
     assert done.stderr.splitlines() == [
         "Error: Found 2 problem(s) in 2 record(s) of the content library. "
         "Fix them, or skip those records (--skip-invalid on the command line, skip_invalid=True in Python):",
-        f"  {library}, line 1, field asset_type: 'brochure' is not one of whitepaper, case_study, webinar, review, "
-        "blog_post, ebook, datasheet, demo, pricing, roi_calculator, comparison, checklist, guide, report, video",
+        f"  {library}, line 1, field asset_type: 'hologram' is not one of whitepaper, case_study, webinar, review, "
+        "blog_post, ebook, datasheet, demo, pricing, roi_calculator, comparison, checklist, guide, report, video, "
+        "nor another name for one such as 'white paper' (content_library/data/asset_types.toml lists them; add "
+        "yours there)",
         f"  {library}, line 2, field url: required but missing or empty",
     ]
 

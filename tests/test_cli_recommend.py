@@ -142,7 +142,7 @@ def test_an_unknown_signal_fails_with_one_line_listing_the_known_signals(index_d
         (["--language", "xx"], "language: Value error, 'xx' is not an ISO 639-1 language code"),
         (["-k", "0"], "k: Input should be greater than or equal to 1"),
         (["-k", "101"], "k: Input should be less than or equal to 100"),
-        (["--asset-type", "brochure"], "asset_types.0: Input should be 'whitepaper', 'case_study'"),
+        (["--asset-type", "hologram"], "asset_types.0: Input should be 'whitepaper', 'case_study'"),
     ],
     ids=["language", "k too small", "k too large", "asset type"],
 )
@@ -161,6 +161,14 @@ def test_a_segment_outside_the_vocabulary_is_a_usage_error_listing_the_segments(
     assert result.output.splitlines()[-1] == (
         "Error: Invalid value for '--segment': 'startup' is not one of 'enterprise', 'smb'."
     )
+
+
+def test_segment_role_and_stage_may_be_written_in_capitals(index_dir: Path, hash_model):
+    written = recommend(index_dir, "--segment", "SMB", "--role", "Owner", "--stage", "Decision", "--json")
+    canonical = recommend(index_dir, "--segment", "smb", "--role", "owner", "--stage", "decision", "--json")
+
+    assert written.exit_code == 0, written.output
+    assert json.loads(written.output) == json.loads(canonical.output)
 
 
 def test_a_folder_without_an_index_fails_with_the_command_to_build_one(tmp_path: Path):

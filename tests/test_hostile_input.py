@@ -495,9 +495,9 @@ def test_a_bad_k_inside_a_batch_fails_only_its_own_request(client, k: Any):
         ("/v1/sequences", SEQUENCE | {"segment": "mid-market"}, "segment", Segment),
         ("/v1/tag", {"assets": [asset_json("t-1") | {"asset_type": "hologram"}]}, "assets[0].asset_type", AssetType),
         ("/v1/assets:bulk", {"assets": [asset_json("b-1") | {"stages": ["purchase"]}]}, "assets[0].stages[0]", Stage),
-        ("/v1/assets:bulk", {"assets": [asset_json("b-1") | {"segments": ["SMB"]}]}, "assets[0].segments[0]", Segment),
+        ("/v1/assets:bulk", {"assets": [asset_json("b-1") | {"segments": ["SME"]}]}, "assets[0].segments[0]", Segment),
     ],
-    ids=["sequence-stage", "sequence-segment", "tag-asset-type", "bulk-stage", "bulk-segment-case"],
+    ids=["sequence-stage", "sequence-segment", "tag-asset-type", "bulk-stage", "bulk-segment"],
 )
 def test_an_unknown_enum_value_gets_422_listing_the_allowed_values(client, path, body, field, vocabulary):
     response = client.post(path, json=body, headers=AUTH)

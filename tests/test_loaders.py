@@ -507,6 +507,15 @@ def test_csv_multi_value_cells_accept_every_separator(tmp_path: Path, cell: str)
     assert load_library(path).assets[0].segments == ("enterprise", "smb")
 
 
+def test_curated_labels_written_in_capitals_or_with_spaces_are_the_labels(tmp_path: Path) -> None:
+    labels = {"segments": "Enterprise|SMB", "stages": "Decision", "roles": "End User|IT"}
+    path = write_csv(tmp_path / "library.csv", [GOOD | labels], [*GOOD, *labels])
+
+    asset = load_library(path).assets[0]
+
+    assert (asset.segments, asset.stages, asset.roles) == (("enterprise", "smb"), ("decision",), ("end_user", "it"))
+
+
 def test_empty_csv_cells_mean_absent(tmp_path: Path) -> None:
     fields = [*GOOD, "published", "topic", "segments", "tags"]
     path = write_csv(tmp_path / "library.csv", [GOOD | {"published": "", "topic": " ", "tags": ""}], fields)

@@ -514,8 +514,8 @@ def test_a_sequence_moves_down_the_funnel_from_its_stage_to_decision_spreading_t
     assert [meta(item.id)["stage"] for _, item in sequence] == [s.value for s, _ in sequence]
 
 
-def test_a_sequence_takes_plain_strings_as_a_request_does(engine: Recommender):
-    given_as_text = engine.sequence("smb", "consideration", 5, role="owner", query="pricing")
+def test_a_sequence_takes_plain_strings_in_any_case_as_a_request_does(engine: Recommender):
+    given_as_text = engine.sequence("SMB", "Consideration", 5, role="Owner", query="pricing")
 
     assert given_as_text == engine.sequence(Segment.SMB, Stage.CONSIDERATION, 5, role=Role.OWNER, query="pricing")
 

@@ -268,6 +268,22 @@ def test_the_recommender_infers_the_stage_with_the_map_of_recommender_stage_sign
     assert (result.stage, str(result.stage_source)) == (Stage.DECISION, "signal:contract_sent")
 
 
+def test_a_signal_written_with_capitals_spaces_or_hyphens_is_the_event():
+    request = BuyerRequest(segment="smb", signals=["Return Visit", "pricing-page-view"])
+
+    assert request.signals == ("return_visit", "pricing_page_view")
+    assert resolve("smb", list(request.signals)) == (
+        Stage.DECISION,
+        StageSource(kind="signal", signal="pricing_page_view"),
+    )
+
+
+def test_a_map_may_write_its_events_with_capitals_or_spaces(tmp_path: Path):
+    custom = StageSignalMap.from_toml(write_map(tmp_path / "signals.toml", {'"Analyst Call"': "consideration"}))
+
+    assert custom.events == ("analyst_call",)
+
+
 def test_a_map_without_an_after_purchase_table_never_turns_events_into_retention(tmp_path: Path):
     custom = StageSignalMap.from_toml(write_map(tmp_path / "signals.toml", CUSTOM))
 

@@ -13,14 +13,18 @@ from recommender.config import RankingConfig
 
 @main.command()
 @index_dir_option
-@click.option("--segment", required=True, type=click.Choice(["enterprise", "smb"]), help="Buyer segment.")
+@click.option(
+    "--segment", required=True, type=click.Choice(["enterprise", "smb"], case_sensitive=False), help="Buyer segment."
+)
 @click.option(
     "--role",
-    type=click.Choice(["executive", "finance", "it", "procurement", "end_user", "owner"]),
+    type=click.Choice(["executive", "finance", "it", "procurement", "end_user", "owner"], case_sensitive=False),
     help="Committee role (owner for SMB).",
 )
 @click.option(
-    "--stage", type=click.Choice(["awareness", "consideration", "decision", "retention"]), help="Buying stage."
+    "--stage",
+    type=click.Choice(["awareness", "consideration", "decision", "retention"], case_sensitive=False),
+    help="Buying stage.",
 )
 @click.option("--signal", "signals", multiple=True, help="A buying-signal event, oldest first; repeatable.")
 @click.option("--query", help="What the buyer searched or read.")
