@@ -40,6 +40,10 @@ _LANGUAGES = sorted(language.alpha_2 for language in pycountry.languages if hasa
 # content_library.schema matches URLs case-insensitively, and its \s (Python's) also covers \x1c-\x1f and
 # \x85; JSON Schema patterns are ECMA-262, without flags and with a narrower \s.
 _URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x1c-\x1f\x85/$.?#][^\s\x1c-\x1f\x85]*$"
+# Titles and bodies are stripped before their minimum length is checked, so they need a character the
+# stripping keeps: pydantic strips the 25 characters of Unicode's White_Space, listed here as ECMA-262 reads them
+# (Python's own str.strip also takes \x1c-\x1f, pydantic does not).
+_VISIBLE_PATTERN = r"[^\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 @dataclass(frozen=True)
@@ -364,13 +368,17 @@ def _state_code_checks(schema: dict[str, Any], signals: Sequence[str]) -> None:
     """Write into `schema` what validators check in code, so that the document says what is accepted.
 
     Languages are ISO 639-1 codes (the validator also reads a tag such as de-DE as de, which the field's
-    description says), URLs are http(s), and buying signals are the configured events.
+    description says), URLs are http(s), titles and bodies hold more than whitespace, and buying signals
+    are the configured events.
     """
     properties = schema.get("properties", {})
     if "language" in properties:
         _string_of(properties["language"])["enum"] = _LANGUAGES
     if "url" in properties:
         _string_of(properties["url"])["pattern"] = _URL_PATTERN
+    for name in ("title", "body"):
+        if name in properties:
+            _string_of(properties[name])["pattern"] = _VISIBLE_PATTERN
     if "signals" in properties and signals:
         properties["signals"]["items"] = {"type": "string", "enum": list(signals)}
 

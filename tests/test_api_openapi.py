@@ -10,10 +10,12 @@ import pytest
 from conftest import API_WRITE_KEY, HashEmbedder
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
 from api import create_app
 from api.auth import hash_key
 from api.openapi import build
+from api.schemas import AssetIn
 from content_library import LABEL_FIELDS, SAMPLE_LIBRARY, load_library
 from recommender import RankingConfig, Recommender
 from recommender.build import build_index
@@ -88,6 +90,21 @@ def test_the_documented_limits_are_the_configured_ones(recommender: Recommender)
     assert "| body_bytes | 12345 |" in description
     assert "| k | 100 |" in description
     assert "| batch_requests | 1000 |" in description
+
+
+@pytest.mark.parametrize("title", ["\f", " \u3000 ", "\x1c", "\x85", "\ufeff", "\u200b", "A", " a "])
+def test_the_document_accepts_a_title_exactly_when_the_api_does(title: str):
+    asset = {"id": "a1", "title": title, "body": "b", "asset_type": "guide", "language": "en", "url": "https://x.io"}
+    schema = {"$ref": "#/components/schemas/AssetIn", "components": DOCUMENT["components"]}
+    documented = Draft202012Validator(schema).is_valid(asset)
+
+    try:
+        AssetIn.model_validate(asset)
+        accepted = True
+    except ValidationError:
+        accepted = False
+
+    assert documented == accepted
 
 
 @pytest.mark.parametrize(("path", "method", "name", "operation"), EXAMPLES, ids=[f"{e[2]}@{e[0]}" for e in EXAMPLES])
