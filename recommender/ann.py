@@ -183,19 +183,20 @@ def neighbour_means(
     return out
 
 
-def language_means(vectors: np.ndarray, languages: np.ndarray, codes: int, batch: int = 65536) -> np.ndarray:
-    """The mean vector of each language's rows, shape (codes, d) float32, zeros for a language without any.
+def group_means(vectors: np.ndarray, groups: np.ndarray, count: int, batch: int = 65536) -> np.ndarray:
+    """The mean vector of each group's rows, shape (count, d) float32, zeros for a group without any.
 
-    `languages` (n,) are language codes below `codes`. A query's dot product with a language's mean is
-    its mean cosine to that language's assets: how much the model favours the language (ranking.py).
+    `groups` (n,) are codes below `count`: languages or asset types. A query's dot product with a
+    group's mean is its mean cosine to that group's assets: how much the model favours the group
+    (ranking.group_lean).
     """
-    sums = np.zeros((codes, vectors.shape[1]), dtype=np.float64)
-    counts = np.zeros(codes, dtype=np.int64)
+    sums = np.zeros((count, vectors.shape[1]), dtype=np.float64)
+    counts = np.zeros(count, dtype=np.int64)
     for start in range(0, len(vectors), batch):
         block = np.asarray(vectors[start : start + batch], dtype=np.float32)
-        block_languages = np.asarray(languages[start : start + batch])
-        for code in np.unique(block_languages):
-            mine = block_languages == code
+        block_groups = np.asarray(groups[start : start + batch])
+        for code in np.unique(block_groups):
+            mine = block_groups == code
             sums[code] += block[mine].sum(axis=0, dtype=np.float64)
             counts[code] += int(mine.sum())
     np.divide(sums, counts[:, None], out=sums, where=counts[:, None] > 0)

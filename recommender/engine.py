@@ -344,9 +344,8 @@ class Recommender:
         excluded = set(request.exclude) | also_exclude
         rows, vectors, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
-        if similarity is not None and self.config.language_centring > 0 and snapshot.language_means is not None:
-            bias = ranking.language_bias(snapshot.language_means, snapshot.language_counts, query_vector)
-            similarity = similarity - self.config.language_centring * bias[features.language]
+        if similarity is not None:
+            similarity = self._centred(similarity, query_vector, snapshot, features)
         translations = None
         if similarity is not None:
             translations = self._translation_pairs(similarity, vectors, features, context)
@@ -385,6 +384,19 @@ class Recommender:
         result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
+
+    def _centred(
+        self, similarity: np.ndarray, query_vector: np.ndarray, snapshot: Snapshot, features: FeatureTable
+    ) -> np.ndarray:
+        """The relevance without the model's lean towards the query's language and style (ranking.group_lean)."""
+        config = self.config
+        for share, means, counts, groups in (
+            (config.language_centring, snapshot.language_means, snapshot.language_counts, features.language),
+            (config.type_centring, snapshot.type_means, snapshot.type_counts, features.asset_type),
+        ):
+            if share > 0 and means is not None:
+                similarity = similarity - share * ranking.group_lean(means, counts, query_vector)[groups]
+        return similarity
 
     def _translation_pairs(
         self, order: np.ndarray, vectors: np.ndarray, features: FeatureTable, context: BuyerContext

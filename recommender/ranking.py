@@ -22,9 +22,9 @@ _UNKNOWN_FRESHNESS = 0.5
 _BLOCK = 256
 #: Other-language candidates, most relevant first, whose translations may inherit their relevance.
 _ORIGINALS = 32
-#: Assets a language needs before its lean counts half (`language_bias`): the mean of a few assets
-#: is mostly their own topic, not the model's leaning towards their language.
-_LANGUAGE_PRIOR = 10.0
+#: Assets a language or an asset type needs before its lean counts half (`group_lean`): the mean of a
+#: few assets is mostly their own topic, not the model's leaning towards their language or style.
+_GROUP_PRIOR = 10.0
 _NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
 
 
@@ -119,22 +119,24 @@ def smoothed_relevance(
     return np.where(has_neighbours, blended, similarity).astype(np.float32)
 
 
-def language_bias(means: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Per language code, how much more similar to `query` that language's assets are on average than
-    the library's, shrunk towards 0 for languages with few assets.
+def group_lean(means: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Per group code (a language or an asset type), how much more similar to `query` that group's assets
+    are on average than the library's, shrunk towards 0 for groups with few assets.
 
-    `means` (codes, d) are each language's mean vector and `counts` (codes,) its assets. Multilingual
-    models score a text in the query's own language higher whatever its topic: a German query sits
-    closer to an off-topic German asset than to an on-topic English one. Taking this lean out of the
-    relevance lets the topic decide, and leaves the visitor's language to the `language` component.
+    `means` (codes, d) are each group's mean vector and `counts` (codes,) its assets. Embedding models
+    rate a query closer to texts that share its language or its style whatever their topic: a German
+    query sits closer to an off-topic German asset than to an on-topic English one, and a query closer
+    to the assets of a type written in a style like its own. Taking this lean out of the
+    relevance lets the topic decide, and leaves language and type to their own components. The mean of
+    a handful of assets is mostly their own topic, hence the shrinkage.
     """
     out = np.zeros(len(counts), dtype=np.float32)
     present = np.flatnonzero(counts)
     if len(present) == 0:
         return out
-    per_language = means[present] @ query
-    library = float(counts[present] @ per_language) / float(counts[present].sum())
-    out[present] = counts[present] / (counts[present] + _LANGUAGE_PRIOR) * (per_language - library)
+    per_group = means[present] @ query
+    library = float(counts[present] @ per_group) / float(counts[present].sum())
+    out[present] = counts[present] / (counts[present] + _GROUP_PRIOR) * (per_group - library)
     return out
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from content_library.schema import Asset
+from content_library.schema import Asset, AssetType
 from recommender import ann
 from recommender.errors import IndexCorrupt
 from recommender.features import FeatureTable
@@ -31,6 +31,7 @@ from recommender.store import (
     MANIFEST,
     NEIGHBOUR_MEANS,
     NEIGHBOURS,
+    TYPE_MEANS,
     VECTORS,
     IndexStore,
     Manifest,
@@ -99,7 +100,12 @@ class Snapshot:
         )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
         # The library's statistics as built: rows written since do not update them, a rebuild does.
-        self.language_means, self.language_counts = _language_statistics(folder, self.manifest, self.features)
+        self.language_means, self.language_counts = _group_statistics(
+            folder / LANGUAGE_MEANS, self.manifest, self.features.language, "language codes"
+        )
+        self.type_means, self.type_counts = _group_statistics(
+            folder / TYPE_MEANS, self.manifest, self.features.asset_type, "asset types", len(AssetType)
+        )
         self.db_path = folder / DATABASE
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -496,15 +502,14 @@ def _select(conn: sqlite3.Connection, columns: str, ids: Sequence[str]) -> Itera
         yield from conn.execute(f"SELECT id, {columns} FROM assets WHERE id IN ({marks})", chunk)
 
 
-def _language_statistics(
-    folder: Path, manifest: Manifest, features: FeatureTable
+def _group_statistics(
+    path: Path, manifest: Manifest, groups: np.ndarray, what: str, count: int = 0
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Each language code's mean vector as built (None in indexes written before the file existed)
-    and the number of assets of each code up to the highest one in use."""
-    counts = np.bincount(features.language)
-    if LANGUAGE_MEANS not in manifest.files:
+    """Each group's mean vector as built (None in indexes written before the file existed), and the
+    number of assets of each group code, for at least `count` codes."""
+    counts = np.bincount(groups, minlength=count)
+    if path.name not in manifest.files:
         return None, counts
-    path = folder / LANGUAGE_MEANS
     try:
         means = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -513,7 +518,7 @@ def _language_statistics(
     if means.ndim != 2 or means.shape[1] != manifest.dimension or len(means) < len(counts):
         raise IndexCorrupt(
             f"{path} holds an array of shape {means.shape}, expected a row for each of the {len(counts)} "
-            f"first language codes, of {manifest.dimension} dimensions; rebuild the index"
+            f"first {what}, of {manifest.dimension} dimensions; rebuild the index"
         )
     return means, counts
 

@@ -14,6 +14,8 @@ Layout::
                                written before it existed, whose means are computed per request)
         language_means.npy     language code -> the mean vector of that language's rows (float32;
                                absent in indexes written before it existed, which rank uncentred)
+        type_means.npy         asset type -> the mean vector of that type's rows (float32; absent in
+                               indexes written before it existed, which rank uncentred by type)
         features/*.npy         row -> label confidences, type, language, date (see features.py)
         assets.sqlite          every asset with its labels; assets written after the build carry
                                their vector, and `changes` logs each write in order
@@ -41,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from content_library.schema import Asset
+from content_library.schema import Asset, AssetType
 from recommender import ann
 from recommender.errors import AssetNotFound, IndexCorrupt, IndexNotFound, VersionChanged
 from recommender.features import FeatureTable, language_count
@@ -54,6 +56,7 @@ IDS = "ids.npy"
 NEIGHBOURS = "neighbours.npy"
 NEIGHBOUR_MEANS = "neighbour_means.npy"
 LANGUAGE_MEANS = "language_means.npy"
+TYPE_MEANS = "type_means.npy"
 FEATURES = "features"
 DATABASE = "assets.sqlite"
 #: Versions kept on disk after a switch: a worker still serving an older one keeps working.
@@ -245,8 +248,10 @@ class IndexStore:
             np.save(tmp / NEIGHBOUR_MEANS, means, allow_pickle=False)
             features = FeatureTable.from_assets(assets, labels)
             features.save(tmp / FEATURES)
-            language_means = ann.language_means(vectors, features.language, language_count())
+            language_means = ann.group_means(vectors, features.language, language_count())
             np.save(tmp / LANGUAGE_MEANS, language_means, allow_pickle=False)
+            type_means = ann.group_means(vectors, features.asset_type, len(AssetType))
+            np.save(tmp / TYPE_MEANS, type_means, allow_pickle=False)
             _write_database(tmp / DATABASE, assets, labels)
             files = [
                 tmp / VECTORS,
@@ -254,6 +259,7 @@ class IndexStore:
                 tmp / NEIGHBOURS,
                 tmp / NEIGHBOUR_MEANS,
                 tmp / LANGUAGE_MEANS,
+                tmp / TYPE_MEANS,
                 *sorted((tmp / FEATURES).glob("*.npy")),
             ]
             manifest = Manifest(

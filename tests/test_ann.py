@@ -332,11 +332,11 @@ def test_neighbour_means_average_the_listed_rows_and_are_zero_without_any():
     assert means.dtype == np.float32
 
 
-def test_language_means_average_each_languages_rows_across_batches_and_are_zero_for_the_others():
+def test_group_means_average_each_groups_rows_across_batches_and_are_zero_for_the_others():
     vectors = np.array([[1, 0], [0, 1], [1, 1], [3, 5], [2, 2]], dtype=np.float32)
     languages = np.array([2, 0, 2, 2, 0], dtype=np.int16)
 
-    means = ann.language_means(vectors, languages, 4, batch=2)
+    means = ann.group_means(vectors, languages, 4, batch=2)
 
     np.testing.assert_allclose(means, [[1.0, 1.5], [0.0, 0.0], [5 / 3, 2.0], [0.0, 0.0]], rtol=1e-6)
     assert means.dtype == np.float32

@@ -146,6 +146,7 @@ CHECKED_FILES = [
     "neighbours.npy",
     "neighbour_means.npy",
     "language_means.npy",
+    "type_means.npy",
     "features/segments.npy",
     "features/stages.npy",
     "features/roles.npy",

@@ -14,7 +14,7 @@ from recommender.features import ASSET_TYPES, NO_DATE, FeatureTable, language_co
 from recommender.ranking import (
     BuyerContext,
     Selection,
-    language_bias,
+    group_lean,
     score_components,
     select,
     smoothed_relevance,
@@ -190,17 +190,17 @@ def test_candidates_without_any_neighbours_keep_their_similarity():
     )
 
 
-# -- language_bias -----------------------------------------------------------------------------------------
+# -- group_lean --------------------------------------------------------------------------------------------
 
 
-def test_a_languages_bias_is_its_assets_mean_lead_over_the_library_shrunk_by_their_number():
+def test_a_groups_lean_is_its_assets_mean_lead_over_the_library_shrunk_by_their_number():
     query = np.array([1.0, 0.0], dtype=np.float32)
     means = np.zeros((5, 2), dtype=np.float32)
     means[1] = [0.6, 0.8]  # 10 assets at mean cosine 0.6
     means[3] = [0.2, 0.9]  # 30 assets at mean cosine 0.2
     counts = np.array([0, 10, 0, 30, 0])
 
-    bias = language_bias(means, counts, query)
+    bias = group_lean(means, counts, query)
 
     library = (10 * 0.6 + 30 * 0.2) / 40  # 0.3
     assert bias.tolist() == pytest.approx(
@@ -209,14 +209,14 @@ def test_a_languages_bias_is_its_assets_mean_lead_over_the_library_shrunk_by_the
     assert bias.dtype == np.float32
 
 
-def test_a_library_in_one_language_has_no_bias():
+def test_a_library_in_one_language_or_of_one_type_has_no_lean():
     means = np.array([[0.0, 0.0], [0.6, 0.8]], dtype=np.float32)
 
-    assert language_bias(means, np.array([0, 500]), np.array([0.8, 0.6], dtype=np.float32)).tolist() == [0.0, 0.0]
+    assert group_lean(means, np.array([0, 500]), np.array([0.8, 0.6], dtype=np.float32)).tolist() == [0.0, 0.0]
 
 
-def test_an_empty_library_has_no_bias():
-    assert language_bias(np.zeros((3, 2), np.float32), np.zeros(3, int), np.ones(2, np.float32)).tolist() == [0.0] * 3
+def test_an_empty_library_has_no_lean():
+    assert group_lean(np.zeros((3, 2), np.float32), np.zeros(3, int), np.ones(2, np.float32)).tolist() == [0.0] * 3
 
 
 # -- select ------------------------------------------------------------------------------------------------

@@ -454,6 +454,90 @@ def test_an_index_written_without_language_means_ranks_as_if_centring_were_off(t
     assert leaning_ranking(older) == leaning_ranking(leaning_index, language_centring=0.0)
 
 
+# -- a model's lean towards the query's style --------------------------------------------------------------
+
+
+#: Words every blog post and the query share: to HashEmbedder, what a model's lean towards texts written
+#: like the query is, a similarity that has nothing to do with the topic.
+STYLE = "you your tips why how what"
+
+
+@pytest.fixture(scope="module")
+def styled_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One guide on invoice approval; a guide and a chatty blog post on each of twenty other topics (posts
+    enough for their mean to be their style rather than any one topic)."""
+    folder = tmp_path_factory.mktemp("styled")
+    labels = {"segments": ["enterprise"], "stages": ["awareness"], "roles": ["finance"]}
+    assets = [
+        make_asset(
+            "approval-guide", title="invoice approval", body="invoice approval workflow", asset_type="guide", **labels
+        )
+    ]
+    for i in range(20):
+        words = f"subject{i} matter{i} theme{i}"
+        assets.append(make_asset(f"guide-{i}", title=f"subject{i}", body=words, asset_type="guide", **labels))
+        assets.append(
+            make_asset(f"blog-{i}", title=f"subject{i}", body=f"{words} {STYLE}", asset_type="blog_post", **labels)
+        )
+    build_index([write_jsonl(folder / "library.jsonl", assets)], folder / "index", HashEmbedder(), tagger=None)
+    return folder / "index"
+
+
+def styled_ranking(index: Path, **config) -> list[str]:
+    recommender = Recommender(index, HashEmbedder(), config=RankingConfig(**config))
+    try:
+        return ids(recommender.recommend(BuyerRequest(segment="enterprise", query=f"invoice approval {STYLE}", k=3)))
+    finally:
+        recommender.close()
+
+
+def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_style(styled_index: Path):
+    assert styled_ranking(styled_index)[0] == "approval-guide"
+    # Uncorrected, the lean alone puts an off-topic blog post first.
+    assert styled_ranking(styled_index, type_centring=0.0)[0].startswith("blog-")
+
+
+def test_the_build_stores_each_asset_types_mean_vector_and_the_index_counts_its_assets(engine: Recommender):
+    snapshot = engine.snapshot
+    rows = snapshot.living_rows()
+    vectors, types = snapshot.vectors_of(rows), snapshot.features_of(rows).asset_type
+    present = sorted(set(types.tolist()))
+
+    assert snapshot.type_means.shape == (len(AssetType), snapshot.dimension)
+    for code in present:
+        np.testing.assert_allclose(snapshot.type_means[code], vectors[types == code].mean(axis=0), atol=1e-6)
+        assert snapshot.type_counts[code] == (types == code).sum()
+    others = np.setdiff1d(np.arange(len(AssetType)), present)
+    assert not snapshot.type_means[others].any()
+    assert not snapshot.type_counts[others].any()
+
+
+def test_an_index_written_without_type_means_ranks_as_if_type_centring_were_off(tmp_path: Path, styled_index: Path):
+    # Indexes written by releases before type_means.npy existed are served as they are.
+    older = tmp_path / "index"
+    shutil.copytree(styled_index, older)
+    folder = IndexStore(older).version_dir(IndexStore(older).require_current())
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]["type_means.npy"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (folder / "type_means.npy").unlink()
+
+    assert styled_ranking(older) == styled_ranking(styled_index, type_centring=0.0)
+
+
+def test_type_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, styled_index: Path):
+    damaged = tmp_path / "index"
+    shutil.copytree(styled_index, damaged)
+    folder = IndexStore(damaged).version_dir(IndexStore(damaged).require_current())
+    np.save(folder / "type_means.npy", np.zeros((3, 64), dtype=np.float32))
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["type_means.npy"] = store_record(folder / "type_means.npy")
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    with pytest.raises(IndexCorrupt, match=r"type_means\.npy holds an array of shape \(3, 64\).*asset types"):
+        Recommender(damaged, HashEmbedder())
+
+
 # -- many requests at once ---------------------------------------------------------------------------------
 
 

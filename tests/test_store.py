@@ -91,6 +91,7 @@ def test_a_build_publishes_one_complete_version_named_by_current(index_dir: Path
             "manifest.json",
             "neighbour_means.npy",
             "neighbours.npy",
+            "type_means.npy",
             "vectors.faiss",
             *FEATURE_FILES,
         ]
@@ -113,7 +114,15 @@ def test_the_manifest_records_format_model_counts_and_a_checksum_of_every_file(
     assert manifest.tagger_version is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest.built_at)
     assert sorted(manifest.files) == sorted(
-        ["ids.npy", "language_means.npy", "neighbour_means.npy", "neighbours.npy", "vectors.faiss", *FEATURE_FILES]
+        [
+            "ids.npy",
+            "language_means.npy",
+            "neighbour_means.npy",
+            "neighbours.npy",
+            "type_means.npy",
+            "vectors.faiss",
+            *FEATURE_FILES,
+        ]
     )
     for name, recorded in manifest.files.items():
         data = (folder / name).read_bytes()
