@@ -25,7 +25,6 @@ from recommender.build import build_index
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownSignal
-from recommender.features import language_name
 from recommender.store import IndexStore
 from recommender.types import BuyerRequest, LabelSource, RecommendationResult, RecommendedItem, StageSource
 
@@ -393,12 +392,16 @@ def leaning_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "index"
 
 
-def leaning_ranking(index: Path, **config) -> list[str]:
+def top_three(index: Path, query: str, **config) -> list[str]:
     recommender = Recommender(index, HashEmbedder(), config=RankingConfig(**config))
     try:
-        return ids(recommender.recommend(BuyerRequest(segment="enterprise", query=f"invoice approval {FILLER}", k=3)))
+        return ids(recommender.recommend(BuyerRequest(segment="enterprise", query=query, k=3)))
     finally:
         recommender.close()
+
+
+def leaning_ranking(index: Path, **config) -> list[str]:
+    return top_three(index, f"invoice approval {FILLER}", **config)
 
 
 def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_language(leaning_index: Path):
@@ -407,49 +410,50 @@ def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_langu
     assert leaning_ranking(leaning_index, language_centring=0.0)[0].startswith("de-")
 
 
-def test_the_build_stores_each_languages_mean_vector_and_the_index_counts_its_assets(engine: Recommender):
+@pytest.mark.parametrize("group", ["language", "type"])
+def test_the_build_stores_each_groups_mean_vector_and_the_index_counts_its_assets(engine: Recommender, group: str):
     snapshot = engine.snapshot
     rows = snapshot.living_rows()
-    vectors, languages = snapshot.vectors_of(rows), snapshot.features_of(rows).language
-    present = sorted(set(languages.tolist()))
+    features = snapshot.features_of(rows)
+    vectors, codes = snapshot.vectors_of(rows), features.language if group == "language" else features.asset_type
+    means, counts = getattr(snapshot, f"{group}_means"), getattr(snapshot, f"{group}_counts")
+    present = sorted(set(codes.tolist()))
 
-    assert [language_name(code) for code in present] == ["de", "en", "id"]
+    assert len(present) > 1
     for code in present:
-        np.testing.assert_allclose(snapshot.language_means[code], vectors[languages == code].mean(axis=0), atol=1e-6)
-        assert snapshot.language_counts[code] == (languages == code).sum()
-    others = np.setdiff1d(np.arange(len(snapshot.language_means)), present)
-    assert not snapshot.language_means[others].any()
-    assert not np.delete(snapshot.language_counts, present).any()
+        np.testing.assert_allclose(means[code], vectors[codes == code].mean(axis=0), atol=1e-6)
+        assert counts[code] == (codes == code).sum()
+    assert not np.delete(means, present, axis=0).any()
+    assert not np.delete(counts, present).any()
 
 
 def test_language_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, leaning_index: Path):
-    damaged = tmp_path / "index"
-    shutil.copytree(leaning_index, damaged)
-    store = IndexStore(damaged)
-    folder = store.version_dir(store.require_current())
-    np.save(folder / "language_means.npy", np.zeros((3, 64), dtype=np.float32))  # fewer rows than codes in use
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["language_means.npy"] = store_record(folder / "language_means.npy")
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    # Fewer rows than language codes in use.
+    damaged = copy_with_file(leaning_index, tmp_path / "index", "language_means.npy", np.zeros((3, 64), np.float32))
 
     with pytest.raises(IndexCorrupt, match=r"language_means\.npy holds an array of shape \(3, 64\).*rebuild the index"):
         Recommender(damaged, HashEmbedder())
 
 
-def store_record(path: Path) -> dict[str, object]:
-    data = path.read_bytes()
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+def copy_with_file(index: Path, copy: Path, name: str, array: np.ndarray | None) -> Path:
+    """A copy of `index` whose current version's file `name` holds `array`, recorded in its manifest (or,
+    for None, has no such file, as versions written before the file existed)."""
+    shutil.copytree(index, copy)
+    folder = IndexStore(copy).version_dir(IndexStore(copy).require_current())
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if array is None:
+        del manifest["files"][name]
+        (folder / name).unlink()
+    else:
+        np.save(folder / name, array)
+        data = (folder / name).read_bytes()
+        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return copy
 
 
 def test_an_index_written_without_language_means_ranks_as_if_centring_were_off(tmp_path: Path, leaning_index: Path):
-    # Indexes written by releases before language_means.npy existed are served as they are.
-    older = tmp_path / "index"
-    shutil.copytree(leaning_index, older)
-    folder = IndexStore(older).version_dir(IndexStore(older).require_current())
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    del manifest["files"]["language_means.npy"]
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    (folder / "language_means.npy").unlink()
+    older = copy_with_file(leaning_index, tmp_path / "index", "language_means.npy", None)
 
     assert leaning_ranking(older) == leaning_ranking(leaning_index, language_centring=0.0)
 
@@ -484,11 +488,7 @@ def styled_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def styled_ranking(index: Path, **config) -> list[str]:
-    recommender = Recommender(index, HashEmbedder(), config=RankingConfig(**config))
-    try:
-        return ids(recommender.recommend(BuyerRequest(segment="enterprise", query=f"invoice approval {STYLE}", k=3)))
-    finally:
-        recommender.close()
+    return top_three(index, f"invoice approval {STYLE}", **config)
 
 
 def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_style(styled_index: Path):
@@ -497,42 +497,14 @@ def test_the_asset_on_the_querys_topic_outranks_assets_that_only_share_its_style
     assert styled_ranking(styled_index, type_centring=0.0)[0].startswith("blog-")
 
 
-def test_the_build_stores_each_asset_types_mean_vector_and_the_index_counts_its_assets(engine: Recommender):
-    snapshot = engine.snapshot
-    rows = snapshot.living_rows()
-    vectors, types = snapshot.vectors_of(rows), snapshot.features_of(rows).asset_type
-    present = sorted(set(types.tolist()))
-
-    assert snapshot.type_means.shape == (len(AssetType), snapshot.dimension)
-    for code in present:
-        np.testing.assert_allclose(snapshot.type_means[code], vectors[types == code].mean(axis=0), atol=1e-6)
-        assert snapshot.type_counts[code] == (types == code).sum()
-    others = np.setdiff1d(np.arange(len(AssetType)), present)
-    assert not snapshot.type_means[others].any()
-    assert not snapshot.type_counts[others].any()
-
-
 def test_an_index_written_without_type_means_ranks_as_if_type_centring_were_off(tmp_path: Path, styled_index: Path):
-    # Indexes written by releases before type_means.npy existed are served as they are.
-    older = tmp_path / "index"
-    shutil.copytree(styled_index, older)
-    folder = IndexStore(older).version_dir(IndexStore(older).require_current())
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    del manifest["files"]["type_means.npy"]
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    (folder / "type_means.npy").unlink()
+    older = copy_with_file(styled_index, tmp_path / "index", "type_means.npy", None)
 
     assert styled_ranking(older) == styled_ranking(styled_index, type_centring=0.0)
 
 
 def test_type_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, styled_index: Path):
-    damaged = tmp_path / "index"
-    shutil.copytree(styled_index, damaged)
-    folder = IndexStore(damaged).version_dir(IndexStore(damaged).require_current())
-    np.save(folder / "type_means.npy", np.zeros((3, 64), dtype=np.float32))
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["type_means.npy"] = store_record(folder / "type_means.npy")
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    damaged = copy_with_file(styled_index, tmp_path / "index", "type_means.npy", np.zeros((3, 64), np.float32))
 
     with pytest.raises(IndexCorrupt, match=r"type_means\.npy holds an array of shape \(3, 64\).*asset types"):
         Recommender(damaged, HashEmbedder())
