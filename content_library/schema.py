@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -116,22 +117,6 @@ def _url(value: str) -> str:
 ASSET_TYPE_ALIASES: Path = Path(__file__).parent / "data" / "asset_types.toml"
 
 
-def _asset_type_name(value: Any) -> Any:
-    """The type a name written by an export stands for: `Case Study`, `case-study`, `CASE_STUDY` and
-    `case studies` are `case_study`, `White Paper` and `customer story` are what asset_types.toml says.
-
-    A name that stands for no type is returned as written, for the error to quote it.
-    """
-    if not isinstance(value, str):
-        return value
-    name = spelling(value)
-    types = _asset_type_names()
-    if name in types:
-        return types[name]
-    singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
-    return types.get(singular, value)
-
-
 def spelling(name: str) -> str:
     """A name in lower snake case, as the vocabularies write theirs: `Plans & Pricing` is `plans_and_pricing`."""
     name = name.strip().lower().replace("&", " and ").replace("'", "").replace("\u2019", "")
@@ -154,31 +139,38 @@ def _asset_type_names() -> dict[str, str]:
     return out
 
 
-def _spelt_as(vocabulary: type[StrEnum]) -> BeforeValidator:
-    """Reads `End User`, `end-user` and `END_USER` as `end_user`: exports and CRMs write the vocabularies
-    their own way. A name that is none of the vocabulary's is left as written, for the error to quote it."""
-    values = frozenset(member.value for member in vocabulary)
+def _spelt_as(names: Callable[[], Mapping[str, str]]) -> BeforeValidator:
+    """Reads a vocabulary's values as exports and CRMs write them: `End User`, `end-user` and `END_USER`
+    are `end_user`, a plural is its singular (`Case Studies`), and `names` (spelt name -> value) may
+    hold other names as well. A name it does not hold is left as written, for the error to quote it."""
 
     def read(value: Any) -> Any:
-        if isinstance(value, str) and (name := spelling(value)) in values:
-            return name
-        return value
+        if not isinstance(value, str):
+            return value
+        known, name = names(), spelling(value)
+        singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
+        return known.get(name) or known.get(singular) or value
 
     return BeforeValidator(read)
+
+
+def _own_names(vocabulary: type[StrEnum]) -> Callable[[], Mapping[str, str]]:
+    names = {member.value: member.value for member in vocabulary}
+    return lambda: names
 
 
 def _event_name(value: Any) -> Any:
     return (spelling(value) or value) if isinstance(value, str) else value
 
 
-SegmentName = Annotated[Segment, _spelt_as(Segment)]
-StageName = Annotated[Stage, _spelt_as(Stage)]
-RoleName = Annotated[Role, _spelt_as(Role)]
+SegmentName = Annotated[Segment, _spelt_as(_own_names(Segment))]
+StageName = Annotated[Stage, _spelt_as(_own_names(Stage))]
+RoleName = Annotated[Role, _spelt_as(_own_names(Role))]
 #: A buying-signal event: `Pricing Page View` and `pricing-page-view` are `pricing_page_view`.
 EventName = Annotated[str, BeforeValidator(_event_name), StringConstraints(min_length=1, max_length=64)]
 LanguageCode = Annotated[str, AfterValidator(_language)]
 #: An asset type, or another name for one (asset_types.toml).
-AssetTypeName = Annotated[AssetType, BeforeValidator(_asset_type_name)]
+AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_names)]
 
 
 class Asset(BaseModel):
