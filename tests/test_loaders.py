@@ -283,7 +283,7 @@ def test_an_unknown_asset_type_is_quoted_as_written(tmp_path: Path) -> None:
     assert load_problems(path) == [f"{path}, line 1, field asset_type: {NOT_A_TYPE.replace('hologram', 'Hologram')}"]
 
 
-def test_every_other_name_for_an_asset_type_names_exactly_one_type() -> None:
+def test_the_shipped_alias_file_loads_and_every_type_reads_as_itself() -> None:
     names = schema._asset_type_names()
 
     assert set(names.values()) == {t.value for t in AssetType}
