@@ -24,7 +24,7 @@ from recommender.features import ASSET_TYPES, FeatureTable, language_code
 from recommender.ranking import BuyerContext
 from recommender.signals import resolve_stage
 from recommender.snapshot import Snapshot
-from recommender.store import IndexStore
+from recommender.store import LATER_FILES, IndexStore
 from recommender.tagging import Tagger, label_assets
 from recommender.types import (
     AssetLabels,
@@ -292,6 +292,8 @@ class Recommender:
             "built_at": manifest.built_at,
             "tagger_version": manifest.tagger_version,
             "pending_writes": len(snapshot.state.ids) + snapshot.state.dead_count,
+            # Written by builds of later releases: `recommender compact` adds them without the model.
+            "missing_files": [name for name in LATER_FILES if name not in manifest.files],
         }
 
     # -- internals -----------------------------------------------------------------------------------

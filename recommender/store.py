@@ -57,6 +57,9 @@ NEIGHBOURS = "neighbours.npy"
 NEIGHBOUR_MEANS = "neighbour_means.npy"
 LANGUAGE_MEANS = "language_means.npy"
 TYPE_MEANS = "type_means.npy"
+#: Files added after the format's first release: a version written before one of them loads and ranks
+#: without what it carries, until a build or `compact` writes a new version.
+LATER_FILES = (NEIGHBOUR_MEANS, LANGUAGE_MEANS, TYPE_MEANS)
 FEATURES = "features"
 DATABASE = "assets.sqlite"
 #: Versions kept on disk after a switch: a worker still serving an older one keeps working.

@@ -251,6 +251,7 @@ def test_info_json_describes_an_index_built_by_another_process(info: dict):
     assert (info["dimension"], info["format_version"]) == (896, 1)
     assert info["model_spec"] == "all-MiniLM-L6-v2@0.25+use-multilingual-v3@0.75"
     assert info["pending_writes"] == 0
+    assert info["missing_files"] == []
 
 
 def test_the_model_named_by_info_loads_offline_in_sentence_transformers(info: dict):

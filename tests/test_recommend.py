@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from content_library import Asset
 from content_library.schema import AssetType, Role, Segment, Stage
-from recommender.build import build_index
+from recommender.build import build_index, compact
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownSignal
@@ -501,6 +501,24 @@ def test_an_index_written_without_type_means_ranks_as_if_type_centring_were_off(
     older = copy_with_file(styled_index, tmp_path / "index", "type_means.npy", None)
 
     assert styled_ranking(older) == styled_ranking(styled_index, type_centring=0.0)
+
+
+def test_info_lists_the_files_an_older_version_lacks_and_compact_adds_them(tmp_path: Path, styled_index: Path):
+    older = copy_with_file(styled_index, tmp_path / "index", "type_means.npy", None)
+    recommender = Recommender(older, HashEmbedder())
+    try:
+        assert recommender.info()["missing_files"] == ["type_means.npy"]
+    finally:
+        recommender.close()
+
+    compact(older)
+
+    recommender = Recommender(older, HashEmbedder())
+    try:
+        assert recommender.info()["missing_files"] == []
+    finally:
+        recommender.close()
+    assert styled_ranking(older) == styled_ranking(styled_index)
 
 
 def test_type_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, styled_index: Path):
