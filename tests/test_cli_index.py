@@ -254,6 +254,12 @@ def test_info_json_describes_an_index_built_by_another_process(info: dict):
     assert info["missing_files"] == []
 
 
+def test_info_text_says_a_fresh_build_lacks_no_file(built: tuple[Path, str]):
+    index_dir, _ = built
+
+    assert "missing_files: none" in run("info", "--index-dir", index_dir).stdout.splitlines()
+
+
 def test_the_model_named_by_info_loads_offline_in_sentence_transformers(info: dict):
     script = (
         "import sys; from sentence_transformers import SentenceTransformer; "

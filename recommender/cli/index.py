@@ -126,7 +126,7 @@ def info(index_dir: Path, as_json: bool) -> None:
     for key, value in details.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, list):
+        elif key == "missing_files":
             value = ", ".join(value) + " (run `recommender compact` to add them)" if value else "none"
         click.echo(f"{key}: {value}")
 
