@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from content_library.schema import Asset, Role, Segment, Stage, spelling
+from content_library.schema import Asset, Role, Segment, Stage
 from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
@@ -201,9 +201,9 @@ class Recommender:
         Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
         remainder); a sequence starting at decision or retention continues into retention.
         """
-        # Plain strings are welcome, spelt any way, as in BuyerRequest.
-        segment, stage = Segment(spelling(segment)), Stage(spelling(stage))
-        role = Role(spelling(role)) if role is not None else None
+        # Read as a request reads them: plain strings spelt any way, a language tag.
+        first = BuyerRequest(segment=segment, role=role, stage=stage, language=language, k=1)
+        stage = first.stage
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
         per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]
@@ -215,7 +215,7 @@ class Recommender:
         chosen_languages = np.zeros(0, dtype=np.int64)
         for step_stage, count in zip(stages, per_stage, strict=True):
             for _ in range(count):
-                request = BuyerRequest(segment=segment, role=role, stage=step_stage, language=language, k=1)
+                request = first.model_copy(update={"stage": step_stage})
                 result, vectors, languages = self._recommend(
                     request, query_vector, snapshot, seen=(chosen_vectors, chosen_languages), also_exclude=seen
                 )

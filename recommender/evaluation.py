@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from content_library.schema import Asset, Stage, spelling
+from content_library.schema import Asset, Stage, StageName
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder
 from recommender.engine import Recommender
@@ -40,6 +40,8 @@ from recommender.types import AssetLabels, BuyerRequest, LabelSource
 
 RELEVANT_GRADE = 2
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+#: Judged stages are read as a request reads its stage (`Decision` is decision).
+_STAGE = TypeAdapter(StageName)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def read_expected_stages(path: str | Path) -> dict[str, Stage]:
             continue
         try:
             raw = json.loads(line)
-            out[str(raw["qid"])] = Stage(spelling(raw["expected_stage"]))
+            out[str(raw["qid"])] = _STAGE.validate_python(raw["expected_stage"])
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise RecommenderError(f"{path}, line {number}: not a judged stage qid/expected_stage ({exc})") from exc
     return out
