@@ -625,9 +625,9 @@ EXAMPLES: dict[str, dict[str, Example]] = {
             },
         ),
         "bad-language": Example(
-            summary="A language that is not an ISO 639-1 code",
+            summary="A value that names no language",
             status=422,
-            query={"language": "english"},
+            query={"language": "englisch"},
             response={
                 "error": {
                     "status": 422,
@@ -636,8 +636,8 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                         {
                             "field": "language",
                             "problem": (
-                                "'english' is not an ISO 639-1 language code (two letters, such as en, de, id; "
-                                "a tag such as de-DE counts as its language)"
+                                "'englisch' is not a language: write its ISO 639-1 code (two letters, such as "
+                                "en, de, id; a tag such as de-DE counts as its language) or its name (German, Deutsch)"
                             ),
                         }
                     ],

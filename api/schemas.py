@@ -125,7 +125,7 @@ class SequenceRequest(BaseModel):
         default=None, description="The campaign's topic, in any language."
     )
     language: LanguageCode | None = Field(
-        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de)."
+        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de, and so does German)."
     )
     # The engine excludes each chosen asset from later steps within its 10,000-id limit.
     exclude: tuple[AssetId, ...] = Field(

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from content_library import languages
 from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed
 
 #: The shipped sample library: *.jsonl assets plus README-like vendor descriptions (*.md, no front matter).
@@ -73,12 +74,14 @@ class RawRecord:
 
 @dataclass
 class Library:
-    """The loaded assets, what was skipped, and the unknown fields that were ignored (to reveal typos)."""
+    """The loaded assets, what was skipped, the unknown fields that were ignored (to reveal typos), and
+    the languages read from the text of records that gave none (asset id to code)."""
 
     assets: list[Asset] = field(default_factory=list)
     skipped: list[RecordProblem] = field(default_factory=list)
     ignored_fields: dict[str, int] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    detected_languages: dict[str, str] = field(default_factory=dict)
 
 
 class LibraryError(Exception):
@@ -122,21 +125,27 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[RawRecord]:
         yield from _READERS[detect_format(file)](file)
 
 
-def parse_record(record: RawRecord) -> Asset:
+def parse_record(record: RawRecord, *, detect_language: bool = False) -> Asset:
     """Validate one raw record into an Asset; raise RecordInvalid listing every problem.
 
     Unknown fields are dropped (CMS exports carry extras such as author), multi-valued fields given as
-    a string ("a|b", "a;b", "a, b", a JSON array) are split, and empty values count as absent.
+    a string ("a|b", "a;b", "a, b", a JSON array) are split, and empty values count as absent. With
+    `detect_language`, a record without a language gets the one its title and body are written in.
     """
     if record.error is not None:
         raise RecordInvalid([RecordProblem(record.source, record.location, None, record.error)])
     data, found = _prepare(record.data)
+    detect = detect_language and "language" not in data
+    if detect:
+        data["language"] = "en"  # a placeholder until the text it is read from has been validated
     try:
         asset = Asset.model_validate(data)
     except ValidationError as exc:
         found += [(str(error["loc"][0]) if error["loc"] else None, _message(error)) for error in exc.errors()]
     if found:
         raise RecordInvalid([RecordProblem(record.source, record.location, *problem) for problem in found])
+    if detect:
+        asset = asset.model_copy(update={"language": languages.detect_language(asset.text)})
     return asset
 
 
@@ -148,7 +157,8 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
     and other extensions are ignored. Every bad record and duplicate id is collected; unless
     ``skip_invalid`` is set, the load then fails with a LibraryError listing them all. With
     ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and ``Library.skipped``
-    says what was left out.
+    says what was left out. A record without a language gets the one its title and body are written in
+    (py3langid), listed in ``Library.detected_languages``.
     """
     if not paths:
         raise LibraryError(f"No library given: pass at least one file or folder. {_SUPPORTED}")
@@ -160,7 +170,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
         for record in _READERS[detect_format(file)](file):
             ignored.update(name for name in map(_field_name, record.data) if name not in _KNOWN_FIELDS)
             try:
-                asset = parse_record(record)
+                asset = parse_record(record, detect_language=True)
             except RecordInvalid as exc:
                 library.skipped += exc.problems
                 continue
@@ -171,6 +181,8 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
                 continue
             first_seen[asset.id] = here
             library.assets.append(asset)
+            if not _gives(record, "language"):
+                library.detected_languages[asset.id] = asset.language
     library.ignored_fields = dict(sorted(ignored.items()))
     if library.skipped and not skip_invalid:
         records = len({(problem.source, problem.location) for problem in library.skipped})
@@ -346,6 +358,10 @@ def _take_heading(body: str) -> tuple[str | None, str]:
 
 def _field_name(key: Any) -> str:
     return str(key).strip()  # CSV headers carry stray spaces; YAML keys may be numbers
+
+
+def _gives(record: RawRecord, name: str) -> bool:
+    return any(_field_name(key) == name and not _absent(value) for key, value in record.data.items())
 
 
 def _absent(value: Any) -> bool:

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from content_library.languages import language_code, preferred_language
+
 
 class Segment(StrEnum):
     ENTERPRISE = "enterprise"
@@ -64,47 +66,6 @@ LABEL_FIELDS: dict[str, type[StrEnum]] = {"segments": Segment, "stages": Stage, 
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-
-
-#: A language tag as browsers, CMS exports and locales write it: `de`, `de-DE`, `de_DE`, `zh-Hant-TW`.
-_LANGUAGE_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
-#: Codes ISO 639 withdrew that older systems still write (Java's Locale says "in" for Indonesian).
-_WITHDRAWN = {"in": "id", "iw": "he", "ji": "yi"}
-
-
-@lru_cache(maxsize=1)
-def _iso_639_1() -> frozenset[str]:
-    return frozenset(_two_letter_codes().values())
-
-
-@lru_cache(maxsize=1)
-def _two_letter_codes() -> dict[str, str]:
-    """Every code that names a language with an ISO 639-1 code, mapped to it: itself, its ISO 639-2/3
-    code (`deu`) and its bibliographic one (`ger`), and the withdrawn codes."""
-    import pycountry
-
-    out = dict(_WITHDRAWN)
-    for lang in pycountry.languages:
-        if hasattr(lang, "alpha_2"):
-            for attribute in ("alpha_2", "alpha_3", "bibliographic"):
-                if hasattr(lang, attribute):
-                    out[getattr(lang, attribute)] = lang.alpha_2
-    return out
-
-
-def is_language_code(code: str) -> bool:
-    return code in _iso_639_1()
-
-
-def _language(value: str) -> str:
-    tag = _LANGUAGE_TAG.match(value.strip())
-    code = _two_letter_codes().get(tag.group(1).lower()) if tag else None
-    if code is None:
-        raise ValueError(
-            f"'{value}' is not an ISO 639-1 language code (two letters, such as en, de, id; a tag such as "
-            "de-DE counts as its language)"
-        )
-    return code
 
 
 def _url(value: str) -> str:
@@ -168,7 +129,10 @@ StageName = Annotated[Stage, _spelt_as(_own_names(Stage))]
 RoleName = Annotated[Role, _spelt_as(_own_names(Role))]
 #: A buying-signal event: `Pricing Page View` and `pricing-page-view` are `pricing_page_view`.
 EventName = Annotated[str, BeforeValidator(_event_name), StringConstraints(min_length=1, max_length=64)]
-LanguageCode = Annotated[str, AfterValidator(_language)]
+#: A language: its code, a tag (`de-DE`) or its name (`German`, `Deutsch`); stored as the ISO 639-1 code.
+LanguageCode = Annotated[str, AfterValidator(language_code)]
+#: A visitor's language: as LanguageCode, or a browser's Accept-Language header (its preferred language).
+VisitorLanguage = Annotated[str, AfterValidator(preferred_language)]
 #: An asset type, or another name for one (asset_types.toml).
 AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_names)]
 

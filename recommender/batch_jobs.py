@@ -7,20 +7,19 @@ both give the same rows for the same input.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
 
 from content_library import LABEL_FIELDS, Asset, RawRecord, RecordInvalid, RecordProblem, parse_record
-from content_library.schema import Role, Segment, Stage, is_language_code
+from content_library.languages import detect_language
+from content_library.schema import Role, Segment, Stage
 from recommender.batch_io import BatchError, Column, Kind, Table
 from recommender.config import RankingConfig, StageSignalMap
 from recommender.embeddings import Embedder
@@ -29,9 +28,6 @@ from recommender.errors import ModelError, RecommenderError, UnknownSignal
 from recommender.signals import check_signals
 from recommender.tagging import Tagger, label_assets
 from recommender.types import BuyerRequest, RecommendationResult
-
-#: Language detection reads this much of an asset's text: enough to be sure, cheap on long bodies.
-_DETECT_CHARS = 2000
 
 
 class Job(Protocol):
@@ -60,21 +56,6 @@ class Job(Protocol):
         """The parsed item as JSON text (Spark moves items between stages as text)."""
 
     def load(self, text: str) -> Any: ...
-
-
-@lru_cache(maxsize=1)
-def _language_identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    # The model also knows ISO 639-3 codes and "zxx"; an asset's language is ISO 639-1.
-    identifier.set_languages([code for code in identifier.nb_classes if is_language_code(code)])
-    return identifier
-
-
-def detect_language(text: str) -> str:
-    """The ISO 639-1 code of the language `text` is written in (py3langid)."""
-    return str(_language_identifier().classify(text[:_DETECT_CHARS])[0])
 
 
 def _score_columns() -> list[Column]:
@@ -151,16 +132,11 @@ class TagJob:
         pass
 
     def check(self, record: RawRecord) -> None:
-        parse_record(_with_language(record, "en") if _lacks_language(record) else record)
+        parse_record(record, detect_language=True)
 
     def parse(self, record: RawRecord) -> TagItem:
-        extra = _extra_fields(record)
-        if not _lacks_language(record):
-            asset = parse_record(record)
-            return TagItem(asset, extra, detect_language(asset.text))
-        asset = parse_record(_with_language(record, "en"))  # a placeholder, so the text is the validated one
-        detected = detect_language(asset.text)
-        return TagItem(asset.model_copy(update={"language": detected}), extra, detected)
+        asset = parse_record(record, detect_language=True)
+        return TagItem(asset, _extra_fields(record), detect_language(asset.text))
 
     def process(self, items: Sequence[TagItem]) -> list[dict[str, Any]]:
         if self.embedder is None or self.tagger is None:
@@ -201,17 +177,6 @@ def _extra_fields(record: RawRecord) -> dict[str, Any]:
     extra = {str(key).strip(): value for key, value in record.data.items() if str(key).strip() not in _ASSET_FIELDS}
     # Parquet hands over dates, decimals and bytes: written back as JSON text would show them.
     return json.loads(json.dumps(extra, default=str, ensure_ascii=False))
-
-
-def _lacks_language(record: RawRecord) -> bool:
-    return record.error is None and not any(
-        str(key).strip() == "language" and not _absent(value) for key, value in record.data.items()
-    )
-
-
-def _with_language(record: RawRecord, language: str) -> RawRecord:
-    data = {key: value for key, value in record.data.items() if str(key).strip() != "language"}
-    return dataclasses.replace(record, data={**data, "language": language})
 
 
 def _absent(value: Any) -> bool:

@@ -27,6 +27,8 @@ class BuildSummary:
     label_sources: dict[str, int]
     skipped: list[str] = field(default_factory=list)
     ignored_fields: dict[str, int] = field(default_factory=dict)
+    #: Assets whose record gave no language, by the language read from their text.
+    detected_languages: dict[str, int] = field(default_factory=dict)
 
 
 def build_index(
@@ -81,6 +83,7 @@ def build_index(
         label_sources=dict(sorted(sources.items())),
         skipped=[str(problem) for problem in library.skipped],
         ignored_fields=library.ignored_fields,
+        detected_languages=dict(sorted(Counter(library.detected_languages.values()).items())),
     )
 
 

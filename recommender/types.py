@@ -12,11 +12,11 @@ from content_library.schema import (
     AssetType,
     AssetTypeName,
     EventName,
-    LanguageCode,
     RoleName,
     SegmentName,
     Stage,
     StageName,
+    VisitorLanguage,
 )
 
 MAX_K = 100
@@ -71,8 +71,10 @@ class BuyerRequest(BaseModel):
     query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
         default=None, description="What the buyer searched or read, in any language."
     )
-    language: LanguageCode | None = Field(
-        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de); others are a fallback."
+    language: VisitorLanguage | None = Field(
+        default=None,
+        description="Preferred content language, others being a fallback: an ISO 639-1 code, a tag (de-DE counts "
+        "as de), a name (German, Deutsch) or a browser's Accept-Language header (its preferred language).",
     )
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."

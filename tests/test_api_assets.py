@@ -113,7 +113,7 @@ def test_browsing_by_asset_type_reads_another_name_for_it(api_client):
         ("limit=ten", "limit"),
         ("asset_type=hologram", "asset_type"),
         ("segment=mid-market", "segment"),
-        ("language=english", "language"),
+        ("language=englisch", "language"),
         ("sort=title", "sort"),
         ("cursor=%21%21%21", "cursor"),
         ("cursor=abcde", "cursor"),

@@ -124,8 +124,8 @@ def test_an_invalid_request_shows_the_field_and_the_problem(page):
     page.wait_for_selector("#recommend-status.error li")
 
     assert page.inner_text("#recommend-status li") == (
-        "language: 'xx' is not an ISO 639-1 language code (two letters, such as en, de, id; a tag such as de-DE "
-        "counts as its language)"
+        "language: 'xx' is not a language: write its ISO 639-1 code (two letters, such as en, de, id; a tag such as "
+        "de-DE counts as its language) or its name (German, Deutsch)"
     )
     assert page.locator("#recommend-results .card").count() == 0
 

@@ -46,6 +46,17 @@ def test_a_browsers_locale_counts_as_its_language(api_client):
     assert as_code.get_json()["items"][0]["language"] == "de"
 
 
+@pytest.mark.parametrize("written", ["German", "de-CH, de;q=0.9, en;q=0.8", "en;q=0.5, de"])
+def test_a_language_name_or_a_browsers_accept_language_header_counts_as_its_language(api_client, written):
+    body = {"segment": "enterprise", "role": "finance", "stage": "consideration", "k": 5}
+
+    as_written = api_client.post("/v1/recommendations", json=body | {"language": written})
+    as_code = api_client.post("/v1/recommendations", json=body | {"language": "de"})
+
+    assert as_written.status_code == 200, as_written.get_json()
+    assert as_written.get_json()["items"] == as_code.get_json()["items"]
+
+
 def test_explain_adds_reasons_that_sum_to_the_score(api_client):
     response = api_client.post("/v1/recommendations", json={"segment": "smb", "query": "pricing", "explain": True})
 
@@ -106,7 +117,7 @@ def test_asset_types_may_be_written_as_exports_name_them(api_client):
         ({"segment": "smb", "explain": "yes"}, "explain", None),
         ({"segment": "smb", "query": "x" * 1001}, "query", None),
         ({"segment": "smb", "query": 42}, "query", None),
-        ({"segment": "smb", "language": "english"}, "language", None),
+        ({"segment": "smb", "language": "englisch"}, "language", None),
         ({"segment": "smb", "signals": "demo"}, "signals", None),
         ({"segment": "smb", "signals": ["pricing_page"]}, "signals", SIGNALS),
         ({"segment": "smb", "exclude": [""]}, "exclude[0]", None),

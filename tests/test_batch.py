@@ -19,7 +19,7 @@ from conftest import HashEmbedder, write_rows
 from content_library import LibraryError, load_library
 from recommender.batch import BatchSummary, Progress, ProgressMode, run_local
 from recommender.batch_io import BatchError, OutputFormat, PartialOutput
-from recommender.batch_jobs import TAG_TABLE, PinnedDate, RecommendJob, TagJob, detect_language
+from recommender.batch_jobs import TAG_TABLE, PinnedDate, RecommendJob, TagJob
 from recommender.engine import Recommender
 from recommender.errors import ModelError
 from recommender.tagging import Tagger
@@ -130,14 +130,6 @@ def test_a_missing_language_is_detected_and_a_given_one_kept(
     detected, given = read_jsonl(tmp_path / "out.jsonl")
     assert (detected["language"], detected["detected_language"]) == ("de", "de")
     assert (given["language"], given["detected_language"]) == ("en", "de")
-
-
-def test_language_detection_answers_only_iso_639_1_codes() -> None:
-    from content_library.schema import is_language_code
-    from recommender.batch_jobs import _language_identifier
-
-    assert detect_language("Cara membayar tagihan pemasok lebih cepat dengan persetujuan otomatis.") == "id"
-    assert all(is_language_code(code) for code in _language_identifier().nb_classes)
 
 
 def test_a_tagger_trained_on_another_model_is_refused(tagger: Tagger) -> None:

@@ -139,7 +139,7 @@ def test_an_unknown_signal_fails_with_one_line_listing_the_known_signals(index_d
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--language", "xx"], "language: Value error, 'xx' is not an ISO 639-1 language code"),
+        (["--language", "xx"], "language: Value error, 'xx' is not a language: write its ISO 639-1 code"),
         (["-k", "0"], "k: Input should be greater than or equal to 1"),
         (["-k", "101"], "k: Input should be less than or equal to 100"),
         (["--asset-type", "hologram"], "asset_types.0: Input should be 'whitepaper', 'case_study'"),

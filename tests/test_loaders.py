@@ -238,9 +238,16 @@ def test_sample_library_is_the_sample_folder_of_the_package() -> None:
         ("deu", "de"),  # ISO 639-2/3
         ("ger", "de"),  # ISO 639-2 bibliographic
         ("in", "id"),  # withdrawn, still written by Java's Locale
+        ("German", "de"),  # its English name
+        ("Deutsch", "de"),  # its name in itself
+        ("bahasa indonesia", "id"),
+        ("English (United States)", "en"),  # as locale pickers write it
+        ("Modern Greek", "el"),  # pycountry's name without its qualifier "(1453-)"
     ],
 )
-def test_a_language_tag_or_code_counts_as_its_iso_639_1_language(tmp_path: Path, written: str, language: str) -> None:
+def test_a_language_tag_code_or_name_counts_as_its_iso_639_1_language(
+    tmp_path: Path, written: str, language: str
+) -> None:
     path = tmp_path / "library.jsonl"
     path.write_text(json.dumps(GOOD | {"language": written}) + "\n")
 
@@ -302,10 +309,24 @@ def test_an_alias_file_that_gives_one_name_to_two_types_is_refused(tmp_path: Pat
         schema._asset_type_names.cache_clear()
 
 
-@pytest.mark.parametrize("written", ["German", "xx", "de-", "de DE", "d"])
-def test_a_language_name_or_a_malformed_tag_is_refused(written: str) -> None:
-    with pytest.raises(ValidationError, match="is not an ISO 639-1 language code"):
+@pytest.mark.parametrize("written", ["Klingon", "xx", "de-", "de DE", "d", "de-DE, en;q=0.8"])
+def test_an_unknown_language_or_a_malformed_tag_is_refused(written: str) -> None:
+    with pytest.raises(ValidationError, match=f"'{re.escape(written)}' is not a language: write its ISO 639-1 code"):
         Asset.model_validate(GOOD | {"language": written})
+
+
+def test_a_record_without_a_language_gets_the_one_its_text_is_written_in(tmp_path: Path) -> None:
+    german = GOOD | {"id": "g1", "title": "Rechnungen prüfen", "body": "Eingangsrechnungen werden automatisch erfasst."}
+    path = tmp_path / "library.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(GOOD))
+        writer.writeheader()
+        writer.writerows([german | {"language": ""}, GOOD])
+
+    library = load_library(path)
+
+    assert [a.language for a in library.assets] == ["de", "en"]
+    assert library.detected_languages == {"g1": "de"}
 
 
 # Bad records: each names file, line and field
@@ -321,7 +342,7 @@ def test_a_language_name_or_a_malformed_tag_is_refused(written: str) -> None:
             {"roles": ["cfo"]},
             "field roles: 'cfo' is not one of executive, finance, it, procurement, end_user, owner",
         ),
-        ({"language": "english"}, "field language: 'english' is not an ISO 639-1 language code"),
+        ({"language": "englisch"}, "field language: 'englisch' is not a language: write its ISO 639-1 code"),
         ({"url": "example.com"}, "field url: 'example.com' is not an http(s) URL"),
         ({"published": "2024-13-01"}, "field published: '2024-13-01' is not a date; write it as YYYY-MM-DD"),
         ({"id": "a b"}, "field id: 'a b' is not a valid id: use letters, digits and . _ : -"),
@@ -400,7 +421,7 @@ def test_parquet_problems_name_the_row_index(tmp_path: Path) -> None:
 
     [problem] = load_problems(path)
 
-    assert problem.startswith(f"{path}, row index 1, field language: 'xx' is not an ISO 639-1 language code")
+    assert problem.startswith(f"{path}, row index 1, field language: 'xx' is not a language")
 
 
 def test_markdown_problems_name_the_file(tmp_path: Path) -> None:
@@ -408,7 +429,6 @@ def test_markdown_problems_name_the_file(tmp_path: Path) -> None:
 
     assert load_problems(tmp_path) == [
         f"{tmp_path / 'webinar.md'}, field asset_type: {NOT_A_TYPE}",
-        f"{tmp_path / 'webinar.md'}, field language: required but missing or empty",
         f"{tmp_path / 'webinar.md'}, field url: required but missing or empty",
     ]
 

@@ -86,6 +86,7 @@ def build_index_command(
         "label_sources": summary.label_sources,
         "skipped": summary.skipped,
         "ignored_fields": summary.ignored_fields,
+        "detected_languages": summary.detected_languages,
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -100,6 +101,9 @@ def build_index_command(
         ("Label sources", summary.label_sources),
     ):
         click.echo(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if summary.detected_languages:
+        detected = ", ".join(f"{k} {v}" for k, v in summary.detected_languages.items())
+        click.echo(f"Languages read from the text of records that gave none: {detected}")
     if summary.ignored_fields:
         click.echo("Ignored unknown fields: " + ", ".join(f"{k} ({v})" for k, v in summary.ignored_fields.items()))
     if summary.skipped:
