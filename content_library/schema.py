@@ -148,7 +148,9 @@ class Asset(BaseModel):
     asset_type: AssetTypeName = Field(
         description="The asset's type; another name for one, such as 'White Paper' or 'Case Studies', counts as it."
     )
-    language: LanguageCode
+    language: LanguageCode = Field(
+        description="ISO 639-1 code; a tag (de-DE) or the language's name (German, Deutsch) counts as its code."
+    )
     url: Annotated[str, AfterValidator(_url)] = Field(max_length=2048)
     published: dt.date | None = None
     segments: tuple[SegmentName, ...] = ()
