@@ -410,7 +410,8 @@ def _message(error: Any) -> str:
     if kind == "enum" and name == "asset_type":
         return (
             f"{value!r} is not one of {allowed(AssetType)}, nor another name for one such as 'white paper' "
-            "(content_library/data/asset_types.toml lists them; add yours there)"
+            "(content_library/data/asset_types.toml lists them; add yours in a file of that form named by "
+            "RECOMMENDER_ASSET_TYPES)"
         )
     if kind == "enum" and name in _ENUMS:
         return f"{value!r} is not one of {allowed(_ENUMS[name])}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -74,8 +75,10 @@ def _url(value: str) -> str:
     return value
 
 
-#: Other names for the asset types (`white paper`, `customer story`, `free trial`...), one file a team can extend.
+#: Other names for the asset types (`white paper`, `customer story`, `free trial`...), shipped with the package.
 ASSET_TYPE_ALIASES: Path = Path(__file__).parent / "data" / "asset_types.toml"
+#: The environment variable naming a team's own file of that form, read in addition to the shipped one.
+ASSET_TYPES_VARIABLE = "RECOMMENDER_ASSET_TYPES"
 
 
 def spelling(name: str) -> str:
@@ -86,17 +89,27 @@ def spelling(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _asset_type_names() -> dict[str, str]:
-    """Every name read as an asset type, in lower snake case (`spelling`), mapped to the type's value."""
-    with ASSET_TYPE_ALIASES.open("rb") as fh:
-        aliases = tomllib.load(fh)["aliases"]
+    """Every name read as an asset type, in lower snake case (`spelling`), mapped to the type's value:
+    the shipped names and those of the file RECOMMENDER_ASSET_TYPES names, if it is set."""
+    files = [ASSET_TYPE_ALIASES]
+    if os.environ.get(ASSET_TYPES_VARIABLE):
+        files.append(Path(os.environ[ASSET_TYPES_VARIABLE]))
     out = {member.value: member.value for member in AssetType}
-    for type_name, names in aliases.items():
-        if type_name not in out:
-            raise ValueError(f"{ASSET_TYPE_ALIASES}: '{type_name}' is not an asset type")
-        for alias in names:
-            spelt = spelling(alias)
-            if out.setdefault(spelt, type_name) != type_name:
-                raise ValueError(f"{ASSET_TYPE_ALIASES}: '{alias}' names both {out[spelt]} and {type_name}")
+    for file in files:
+        try:
+            with file.open("rb") as fh:
+                aliases = tomllib.load(fh).get("aliases", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{file}: cannot read the asset type names ({exc})") from exc
+        for type_name, names in aliases.items():
+            if type_name not in out or out[type_name] != type_name:
+                raise ValueError(f"{file}: '{type_name}' is not an asset type (one of {allowed(AssetType)})")
+            if not isinstance(names, list) or not all(isinstance(alias, str) for alias in names):
+                raise ValueError(f'{file}: the names of {type_name} are not a list of strings, such as ["playbook"]')
+            for alias in names:
+                spelt = spelling(alias)
+                if out.setdefault(spelt, type_name) != type_name:
+                    raise ValueError(f"{file}: '{alias}' names both {out[spelt]} and {type_name}")
     return out
 
 

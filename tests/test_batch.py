@@ -257,7 +257,7 @@ def test_bad_records_stop_the_run_before_any_work_listing_each_with_its_line(
         f"  {with_bad_records}, line 4, field asset_type: 'hologram' is not one of whitepaper, case_study, "
         "webinar, review, blog_post, ebook, datasheet, demo, pricing, roi_calculator, comparison, checklist, "
         "guide, report, video, nor another name for one such as 'white paper' (content_library/data/asset_types.toml "
-        "lists them; add yours there)",
+        "lists them; add yours in a file of that form named by RECOMMENDER_ASSET_TYPES)",
         f"  {with_bad_records}, line 8: is not valid JSON "
         "(Expecting property name enclosed in double quotes at column 2)",
     ]

@@ -224,7 +224,7 @@ def test_invalid_records_fail_with_exit_status_1_listing_each_with_file_line_and
         f"  {library}, line 1, field asset_type: 'hologram' is not one of whitepaper, case_study, webinar, review, "
         "blog_post, ebook, datasheet, demo, pricing, roi_calculator, comparison, checklist, guide, report, video, "
         "nor another name for one such as 'white paper' (content_library/data/asset_types.toml lists them; add "
-        "yours there)",
+        "yours in a file of that form named by RECOMMENDER_ASSET_TYPES)",
         f"  {library}, line 2, field url: required but missing or empty",
     ]
 

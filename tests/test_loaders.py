@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ ASSET_TYPES = "whitepaper, case_study, webinar, review, blog_post, ebook, datash
 ASSET_TYPES += "roi_calculator, comparison, checklist, guide, report, video"
 NOT_A_TYPE = (
     f"'hologram' is not one of {ASSET_TYPES}, nor another name for one such as 'white paper' "
-    "(content_library/data/asset_types.toml lists them; add yours there)"
+    "(content_library/data/asset_types.toml lists them; add yours in a file of that form named by "
+    "RECOMMENDER_ASSET_TYPES)"
 )
 
 
@@ -297,16 +299,44 @@ def test_the_shipped_alias_file_loads_and_every_type_reads_as_itself() -> None:
     assert all(names[t.value] == t.value for t in AssetType)
 
 
-def test_an_alias_file_that_gives_one_name_to_two_types_is_refused(tmp_path: Path, monkeypatch) -> None:
-    aliases = tmp_path / "asset_types.toml"
-    aliases.write_text('[aliases]\nguide = ["playbook"]\nchecklist = ["Playbook"]\n')
-    monkeypatch.setattr(schema, "ASSET_TYPE_ALIASES", aliases)
+@pytest.fixture
+def team_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A team's own file of asset type names, named by RECOMMENDER_ASSET_TYPES (write it before use)."""
+    path = tmp_path / "our_types.toml"
+    monkeypatch.setenv("RECOMMENDER_ASSET_TYPES", str(path))
     schema._asset_type_names.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="'Playbook' names both guide and checklist"):
-            schema._asset_type_names()
-    finally:
-        schema._asset_type_names.cache_clear()
+    yield path
+    schema._asset_type_names.cache_clear()
+
+
+def test_a_teams_own_names_file_adds_to_the_shipped_names(tmp_path: Path, team_names: Path) -> None:
+    team_names.write_text('[aliases]\ncomparison = ["Battlecard"]\nguide = ["Field Manual"]\n')
+    path = tmp_path / "library.jsonl"
+    rows = [GOOD | {"id": f"a{i}", "asset_type": name} for i, name in enumerate(["Battlecards", "White Paper"])]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    assert [a.asset_type for a in load_library(path).assets] == ["comparison", "whitepaper"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('[aliases]\nguide = ["runbook"]\nchecklist = ["Runbook"]\n', "'Runbook' names both guide and checklist"),
+        ('[aliases]\nchecklist = ["white paper"]\n', "'white paper' names both whitepaper and checklist"),
+        ('[aliases]\nplaybook = ["runbook"]\n', "'playbook' is not an asset type"),
+        ('[aliases]\nguide = "playbook"\n', "the names of guide are not a list of strings"),
+        ("[aliases\n", "cannot read the asset type names"),
+        (None, "cannot read the asset type names"),
+    ],
+)
+def test_a_names_file_that_cannot_be_read_as_one_name_per_type_is_refused_naming_it(
+    team_names: Path, content: str | None, problem: str
+) -> None:
+    if content is not None:
+        team_names.write_text(content)
+
+    with pytest.raises(ValueError, match=f"^{re.escape(str(team_names))}: {re.escape(problem)}"):
+        schema._asset_type_names()
 
 
 @pytest.mark.parametrize("written", ["Klingon", "xx", "de-", "de DE", "d", "de-DE, en;q=0.8"])
