@@ -48,6 +48,8 @@ _STAGE = TypeAdapter(StageName)
 class EvalRequest:
     qid: str
     request: BuyerRequest
+    #: Fields of the request line that are not a request's, left out (a judge's notes, say).
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,7 +102,11 @@ def precision_at_k(ranked: Sequence[str], grades: dict[str, int], k: int) -> flo
 
 
 def read_requests(path: str | Path) -> list[EvalRequest]:
-    """Request lines: the fields of BuyerRequest plus a `qid`."""
+    """Request lines: the fields of BuyerRequest plus a `qid`.
+
+    As in a library file, a field that is null or empty is absent, and other fields (a judge's notes,
+    the stage a marketer expects) are left out and named in `EvalRequest.ignored`.
+    """
     out = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -112,7 +118,10 @@ def read_requests(path: str | Path) -> list[EvalRequest]:
             if "qid" not in raw:
                 raise ValueError("no qid")
             qid = str(raw.pop("qid"))
-            out.append(EvalRequest(qid, BuyerRequest.model_validate(raw)))
+            fields = {name: value for name, value in raw.items() if name in BuyerRequest.model_fields}
+            given = {name: value for name, value in fields.items() if value is not None and value != ""}
+            ignored = tuple(name for name in raw if name not in fields)
+            out.append(EvalRequest(qid, BuyerRequest.model_validate(given), ignored))
         except ValidationError as exc:
             # One line per file line: pydantic's own message spans several.
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())

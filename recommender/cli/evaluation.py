@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from content_library import SAMPLE_LIBRARY, load_library
 from recommender.cli._common import config_option, index_dir_option, main, user_errors
 from recommender.config import DEFAULT_MODEL, RankingConfig
+
+if TYPE_CHECKING:
+    from recommender.evaluation import EvalRequest
 
 DEVSET = Path(SAMPLE_LIBRARY).parent / "devset"
 
@@ -92,7 +97,7 @@ def evaluate(
         name: Recommender(index_dir, recommender.embedder, recommender.tagger, config)
         for name, config in compare.items()
     }
-    asked = read_requests(requests)
+    asked = _requests(read_requests(requests))
     report = run(recommender, asked, read_qrels(qrels), compare=others)
     stages = stage_agreement(asked, read_expected_stages(stages_path), recommender.config)
     intervals = confidence_intervals(report)
@@ -149,7 +154,7 @@ def evaluate_holdout(
     embedder = load_embedder(model)
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
     config = RankingConfig.from_toml(config_path) if config_path else RankingConfig()
-    asked = read_requests(requests)
+    asked = _requests(read_requests(requests))
     judged = read_qrels(qrels)
     with tempfile.TemporaryDirectory(prefix="holdout-") as work:
         report = holdout_evaluation(assets, embeddings, embedder, asked, judged, work, config=config, compare=compare)
@@ -175,6 +180,15 @@ def evaluate_holdout(
     if translations.pairs:
         click.echo(translations.line())
         click.echo(repeats.line())
+
+
+def _requests(asked: list[EvalRequest]) -> list[EvalRequest]:
+    """The requests read, after telling on stderr which of their fields were not a request's (a typo shows)."""
+    ignored = Counter(name for request in asked for name in request.ignored)
+    if ignored:
+        names = ", ".join(f"{name} ({count})" for name, count in sorted(ignored.items()))
+        click.echo(f"Ignored fields that are not a request's: {names}", err=True)
+    return asked
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
