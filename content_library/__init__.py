@@ -7,10 +7,13 @@ from content_library.loaders import (
     RawRecord,
     RecordInvalid,
     RecordProblem,
+    csv_delimiter,
     detect_format,
     iter_records,
+    jsonl_record,
     load_library,
     parse_record,
+    too_many_cells,
 )
 from content_library.schema import LABEL_FIELDS, Asset, AssetType, Role, Segment, Stage
 
@@ -27,8 +30,11 @@ __all__ = [
     "Role",
     "Segment",
     "Stage",
+    "csv_delimiter",
     "detect_format",
     "iter_records",
+    "jsonl_record",
     "load_library",
     "parse_record",
+    "too_many_cells",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import json
 import os
 import re
@@ -25,17 +26,20 @@ import yaml
 from pydantic import ValidationError
 
 from content_library import languages
-from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed
+from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed, spelling
 
 #: The shipped sample library: *.jsonl assets plus README-like vendor descriptions (*.md, no front matter).
 SAMPLE_LIBRARY: Path = Path(__file__).parent / "sample"
 
-_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-_FORMATS |= {".md": "markdown", ".markdown": "markdown"}
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+_FORMATS |= {".parquet": "parquet", ".md": "markdown", ".markdown": "markdown"}
 _SUPPORTED = (
-    "Supported formats: JSON Lines (.jsonl, .ndjson), CSV (.csv), Parquet (.parquet), "
-    "Markdown with YAML front matter (.md, .markdown), or a folder of such files."
+    "Supported formats: JSON Lines (.jsonl, .ndjson), a JSON array of assets (.json), CSV with commas, "
+    "semicolons, tabs or bars between cells (.csv, .tsv), Parquet (.parquet), Markdown with YAML front matter "
+    "(.md, .markdown), or a folder of such files."
 )
+#: What may stand between the cells of a CSV file, as spreadsheets in different locales export it.
+_DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
 _KNOWN_FIELDS = frozenset(Asset.model_fields)
 _MULTI_VALUED = frozenset({"segments", "stages", "roles", "tags"})
 _ENUMS = {"asset_type": AssetType, **LABEL_FIELDS}
@@ -107,7 +111,7 @@ class RecordInvalid(LibraryError):
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format of a file from its extension: "jsonl", "csv", "parquet" or "markdown"."""
+    """The format of a file from its extension: "jsonl", "json", "csv", "parquet" or "markdown"."""
     path = Path(path)
     try:
         return _FORMATS[path.suffix.lower()]
@@ -152,13 +156,14 @@ def parse_record(record: RawRecord, *, detect_language: bool = False) -> Asset:
 def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> Library:
     """Load assets from files and folders, in the order given.
 
-    A folder is read recursively in sorted order: its .jsonl, .ndjson, .csv and .parquet files, and those
-    .md/.markdown files that start with a '---' front matter line; other Markdown files (READMEs, notes)
-    and other extensions are ignored. Every bad record and duplicate id is collected; unless
-    ``skip_invalid`` is set, the load then fails with a LibraryError listing them all. With
-    ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and ``Library.skipped``
-    says what was left out. A record without a language gets the one its title and body are written in
-    (py3langid), listed in ``Library.detected_languages``.
+    A folder is read recursively in sorted order: its .jsonl, .ndjson, .csv, .tsv and .parquet files, its
+    .json files that hold an array, and its .md/.markdown files that start with a '---' front matter
+    line; other Markdown and JSON files (READMEs, settings) and other extensions are ignored. Field
+    names are read as the schema writes them (`Asset Type` is asset_type). Every bad record and
+    duplicate id is collected; unless ``skip_invalid`` is set, the load then fails with a LibraryError
+    listing them all. With ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and
+    ``Library.skipped`` says what was left out. A record without a language gets the one its title and
+    body are written in (py3langid), listed in ``Library.detected_languages``.
     """
     if not paths:
         raise LibraryError(f"No library given: pass at least one file or folder. {_SUPPORTED}")
@@ -168,7 +173,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
     first_seen: dict[str, str] = {}
     for file in files:
         for record in _READERS[detect_format(file)](file):
-            ignored.update(name for name in map(_field_name, record.data) if name not in _KNOWN_FIELDS)
+            ignored.update(str(key).strip() for key in record.data if _field_name(key) not in _KNOWN_FIELDS)
             try:
                 asset = parse_record(record, detect_language=True)
             except RecordInvalid as exc:
@@ -219,9 +224,15 @@ def _folder_files(folder: Path) -> list[Path]:
         kind = _FORMATS.get(file.suffix.lower())
         if hidden or kind is None or not file.is_file():
             continue
-        if kind != "markdown" or _has_front_matter(file):
+        if (kind != "markdown" or _has_front_matter(file)) and (kind != "json" or _holds_array(file)):
             files.append(file)
     return files
+
+
+def _holds_array(file: Path) -> bool:
+    """A .json file in a folder is content when it is an array; an object may be any tool's settings."""
+    with file.open("rb") as handle:
+        return handle.read(4096).removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
 
 
 def _has_front_matter(file: Path) -> bool:
@@ -235,30 +246,37 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
         for number, raw in enumerate(handle, start=1):
             location = f"line {number}"
             try:
-                text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 yield RawRecord(source, location, {}, "is not UTF-8 text; save the file as UTF-8")
                 continue
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield RawRecord(source, location, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            if isinstance(data, dict):
-                yield RawRecord(source, location, data)
-            else:
-                error = f"is a JSON {type(data).__name__}, not an object of the asset's fields"
-                yield RawRecord(source, location, {}, error)
+            record = jsonl_record(source, location, text)
+            if record is not None:
+                yield record
+
+
+def jsonl_record(source: str, location: str, line: str) -> RawRecord | None:
+    """One line of a JSON Lines file as a raw record, or None for a blank line."""
+    line = line.removeprefix("\ufeff")
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RawRecord(source, location, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(data, dict):
+        return RawRecord(source, location, {}, f"is a JSON {_json_kind(data)}, not an object of the asset's fields")
+    return RawRecord(source, location, data)
 
 
 def _read_csv(path: Path) -> Iterator[RawRecord]:
     source = str(path)
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
         previous = 0
         try:
+            header = handle.readline()
+            delimiter = csv_delimiter(header)
+            reader = csv.DictReader(itertools.chain([header], handle), delimiter=delimiter)
             if reader.fieldnames is None:  # reads the header, so line_num counts it as line 1
                 return
             previous = reader.line_num
@@ -266,15 +284,56 @@ def _read_csv(path: Path) -> Iterator[RawRecord]:
                 location = f"line {previous + 1}"  # where the row starts, even if a cell spans lines
                 previous = reader.line_num
                 if None in row:  # DictReader files cells beyond the header under the key None
-                    extra = len(row.pop(None) or [])
-                    error = f"has {extra} more cell(s) than the header; quote cells that contain commas"
-                    yield RawRecord(source, location, {}, error)
+                    yield RawRecord(source, location, {}, too_many_cells(len(row.pop(None) or []), delimiter))
                 else:
                     yield RawRecord(source, location, row)
         except csv.Error as exc:
             raise LibraryError(f"Cannot read '{path}' as CSV, line {previous + 1}: {exc}") from exc
         except UnicodeDecodeError as exc:  # text is decoded in blocks, so the line is not known
             raise LibraryError(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8") from exc
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def too_many_cells(extra: int, delimiter: str) -> str:
+    """The problem of a CSV row with `extra` cells more than its header."""
+    return f"has {extra} more cell(s) than the header; quote cells that contain {_DELIMITERS[delimiter]}"
+
+
+def csv_delimiter(header: str) -> str:
+    """What separates the cells of a CSV file, read from its header line: a comma, or the semicolon,
+    tab or bar that separates more of its names (spreadsheets in German locales save with semicolons)."""
+    counts = {delimiter: header.count(delimiter) for delimiter in _DELIMITERS}
+    best = max(counts, key=counts.__getitem__)  # of equal counts the first: the comma
+    return best if counts[best] else ","
+
+
+def _read_json(path: Path) -> Iterator[RawRecord]:
+    """A JSON array of assets, or an object holding one (`{"items": [...], "total": 120}`), as APIs export."""
+    source = str(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise LibraryError(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise LibraryError(f"Cannot read '{path}' as JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    if isinstance(data, dict):
+        arrays = [value for value in data.values() if isinstance(value, list)]
+        data = arrays[0] if len(arrays) == 1 else data
+    if not isinstance(data, list):
+        raise LibraryError(
+            f"Cannot read '{path}': it holds a JSON {_json_kind(data)}, not an array of assets "
+            "([{...}, {...}], or an object with one such array)"
+        )
+    for index, item in enumerate(data):
+        location = f"array index {index}"
+        if isinstance(item, dict):
+            yield RawRecord(source, location, item)
+        else:
+            yield RawRecord(source, location, {}, f"is a JSON {_json_kind(item)}, not an object of the asset's fields")
 
 
 def _read_parquet(path: Path) -> Iterator[RawRecord]:
@@ -317,7 +376,7 @@ def _read_markdown(path: Path) -> Iterator[RawRecord]:
     elif text.split("\n", 1)[0].strip() == "---":
         yield RawRecord(source, "", {}, "front matter opened by '---' is not closed by a '---' line")
         return
-    data = {str(key): value for key, value in data.items()}
+    data = {_field_name(key): value for key, value in data.items()}
     body = body.strip()
     if _absent(data.get("id")):
         data["id"] = path.stem
@@ -340,7 +399,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"front matter is not valid YAML at line {exc.problem_mark.line + 2}: {detail}"
 
 
-_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "markdown": _read_markdown}
+_READERS = {
+    "jsonl": _read_jsonl,
+    "json": _read_json,
+    "csv": _read_csv,
+    "parquet": _read_parquet,
+    "markdown": _read_markdown,
+}
 
 
 def _take_heading(body: str) -> tuple[str | None, str]:
@@ -357,7 +422,9 @@ def _take_heading(body: str) -> tuple[str | None, str]:
 
 
 def _field_name(key: Any) -> str:
-    return str(key).strip()  # CSV headers carry stray spaces; YAML keys may be numbers
+    """A field's name as the schema writes it: exports write `Asset Type`, `URL` and ` title`; YAML keys may be
+    numbers."""
+    return spelling(str(key))
 
 
 def _gives(record: RawRecord, name: str) -> bool:
@@ -371,11 +438,16 @@ def _absent(value: Any) -> bool:
 def _prepare(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
     """Known, non-empty fields ready for the model, and the problems found on the way."""
     prepared: dict[str, Any] = {}
+    written: dict[str, str] = {}
     problems: list[tuple[str | None, str]] = []
     for key, value in data.items():
         name = _field_name(key)
         if name not in _KNOWN_FIELDS or _absent(value):
             continue
+        if name in written:
+            problems.append((name, f"given twice, as '{written[name]}' and '{str(key).strip()}'"))
+            continue
+        written[name] = str(key).strip()
         if name in _MULTI_VALUED and isinstance(value, str):
             try:
                 value = _split(value)

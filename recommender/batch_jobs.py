@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from content_library import LABEL_FIELDS, Asset, RawRecord, RecordInvalid, RecordProblem, parse_record
 from content_library.languages import detect_language
-from content_library.schema import Role, Segment, Stage
+from content_library.schema import Role, Segment, Stage, spelling
 from recommender.batch_io import BatchError, Column, Kind, Table
 from recommender.config import RankingConfig, StageSignalMap
 from recommender.embeddings import Embedder
@@ -298,7 +298,8 @@ def recommendation_row(contact_id: str, result: RecommendationResult) -> dict[st
 
 
 def parse_contact(record: RawRecord, k: int, signal_map: StageSignalMap) -> Contact:
-    """Validate one contact row; unknown columns (a CRM's name, email) are ignored, empty cells are absent.
+    """Validate one contact row; unknown columns (a CRM's name, email) are ignored, empty cells are absent,
+    and column names are read as the request's fields are written (`Contact ID` is contact_id).
 
     Lists (`signals`, `exclude`, `asset_types`) may be arrays or text split at '|', ';' or ','.
     """
@@ -311,7 +312,7 @@ def parse_contact(record: RawRecord, k: int, signal_map: StageSignalMap) -> Cont
     data: dict[str, Any] = {"k": k}
     contact_id: Any = None
     for key, value in record.data.items():
-        name = str(key).strip()
+        name = spelling(str(key))  # `Contact ID`, `Segment`, as a CRM's export writes them
         if _absent(value):
             continue
         if name == "contact_id":

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from content_library import LibraryError, RecordProblem, detect_format, iter_records
+from content_library import LibraryError, RecordProblem, csv_delimiter, detect_format, iter_records
 from recommender.batch import BatchSummary, invalid_records_error
 from recommender.batch_io import BatchError, OutputFormat, output_format
 from recommender.batch_jobs import TagJob
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DEFAULT_MASTER = "local[*]"
-_GLOBS = {"jsonl": "*.{jsonl,ndjson}", "csv": "*.csv", "parquet": "*.parquet"}
+_GLOBS = {"jsonl": "*.{jsonl,ndjson}", "csv": "*.{csv,tsv}", "parquet": "*.parquet"}
 _MAX_REPORTED = 50
 # Spark warns about pandas >= 3 whenever a Python map is planned, although these maps never use pandas.
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
@@ -171,14 +171,16 @@ def _run(
 
     out_format = output_format(output, fmt)
     kind = _input_format(spark, source, input_format)
+    delimiter = _csv_delimiter(spark, source) if kind == "csv" else ","
     previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))  # bounds executor memory
     table = spec.job(loaded=False).table
     try:
         with warnings.catch_warnings(), _spark_errors(source):
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
-            frame = _read(spark, source, kind)
-            scanned = frame.mapInArrow(partial(scan, spec=spec, kind=kind), from_arrow_schema(SCAN_SCHEMA)).cache()
+            frame = _read(spark, source, kind, delimiter)
+            scanning = partial(scan, spec=spec, kind=kind, delimiter=delimiter)
+            scanned = frame.mapInArrow(scanning, from_arrow_schema(SCAN_SCHEMA)).cache()
             try:
                 splits = _Splits(scanned.filter("kind = 'split'").collect(), kind)
                 if splits.invalid:
@@ -186,7 +188,7 @@ def _run(
             finally:
                 scanned.unpersist()
             numbered = frame.mapInArrow(
-                partial(number, spec=spec, kind=kind, starts=splits.starts, batch_size=batch_size),
+                partial(number, spec=spec, kind=kind, starts=splits.starts, batch_size=batch_size, delimiter=delimiter),
                 from_arrow_schema(NUMBERED_SCHEMA),
             )
             batches = max(1, math.ceil(splits.valid / batch_size))
@@ -246,6 +248,8 @@ class _Splits:
             location = f"line {self.lines_before[key] + row['lines'] + 2}"  # the header is line 1
         elif self.kind == "parquet":
             location = f"row index {self.rows_before[key] + row['index']}"
+        elif self.kind == "json":
+            location = f"array index {self.rows_before[key] + row['index']}"
         else:
             location = ""
         return RecordProblem(_display(row["file"]), location, row["field"], row["message"])
@@ -287,26 +291,23 @@ def _input_format(spark: SparkSession, source: str, given: str | None) -> str:
                     found.add(detect_format(file))
         if len(found) != 1:
             what = f"files of several formats ({', '.join(sorted(found))})" if found else "no content files"
-            raise BatchError(f"'{source}' holds {what}; pass --input-format (jsonl, csv, parquet or markdown)")
+            raise BatchError(f"'{source}' holds {what}; pass --input-format (jsonl, json, csv, parquet or markdown)")
         return found.pop()
     name = urlparse(source).path if "://" in source else source
     try:
         return detect_format(name)
     except LibraryError as exc:
-        raise BatchError(f"{exc} Or pass --input-format (jsonl, csv, parquet or markdown).") from None
+        raise BatchError(f"{exc} Or pass --input-format (jsonl, json, csv, parquet or markdown).") from None
 
 
-def _read(spark: SparkSession, source: str, kind: str) -> DataFrame:
+def _read(spark: SparkSession, source: str, kind: str, delimiter: str) -> DataFrame:
     """The input as rows, each with the file it came from and the start of its split."""
     from pyspark.sql import functions as F
 
     meta = [F.col("_metadata.file_path").alias(FILE), F.col("_metadata.file_block_start").alias(BLOCK)]
-    if kind == "markdown":
-        return _read_markdown(spark, source)
-    options: dict[str, str] = {}
-    if _is_directory(spark, source):
-        options = {"recursiveFileLookup": "true", "pathGlobFilter": _GLOBS[kind]}
-    reader = spark.read.options(**options)
+    if kind in ("markdown", "json"):
+        return _read_on_driver(spark, source)
+    reader = _reader(spark, source, kind)
     if kind == "jsonl":
         # Lines split at \n only, as Python reads them; values stay as written (no schema inference).
         return reader.option("lineSep", "\n").text(source).select("value", *meta)
@@ -314,8 +315,8 @@ def _read(spark: SparkSession, source: str, kind: str) -> DataFrame:
         frame = reader.parquet(source)
         return frame.select(*[F.col(f"`{name}`") for name in frame.columns], *meta)
     if kind != "csv":
-        raise BatchError(f"cannot read '{kind}' input on Spark; use jsonl, csv, parquet or markdown")
-    csv_options = {"header": "true", "multiLine": "true", "escape": '"', "mode": "PERMISSIVE"}
+        raise BatchError(f"cannot read '{kind}' input on Spark; use jsonl, json, csv, parquet or markdown")
+    csv_options = {"header": "true", "multiLine": "true", "escape": '"', "mode": "PERMISSIVE", "sep": delimiter}
     header = reader.options(**csv_options).csv(source).columns  # every column as text: no inference
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -324,12 +325,28 @@ def _read(spark: SparkSession, source: str, kind: str) -> DataFrame:
     return frame.select(*[F.col(f"`{name}`") for name in [*header, CORRUPT]], *meta)
 
 
-def _read_markdown(spark: SparkSession, source: str) -> DataFrame:
-    """Markdown folders are read on the driver: one small file per asset, written by people."""
-    rows = [
-        (record.source, 0, json.dumps(record.data, default=_json_value), record.error)
-        for record in iter_records(source)
-    ]
+def _reader(spark: SparkSession, source: str, kind: str) -> Any:
+    options: dict[str, str] = {}
+    if _is_directory(spark, source):
+        options = {"recursiveFileLookup": "true", "pathGlobFilter": _GLOBS[kind]}
+    return spark.read.options(**options)
+
+
+def _csv_delimiter(spark: SparkSession, source: str) -> str:
+    """What separates the cells, read from the header of the input's first file (content_library's rule)."""
+    first = _reader(spark, source, "csv").text(source).first()
+    return csv_delimiter(first.value) if first is not None else ","
+
+
+def _read_on_driver(spark: SparkSession, source: str) -> DataFrame:
+    """Markdown folders and JSON arrays are read on the driver: Markdown is one small file per asset
+    written by people, and an array is one document that no split can start inside. Each record is its
+    own split, numbered by its place in its file."""
+    rows = []
+    place: dict[str, int] = {}
+    for record in iter_records(source):
+        place[record.source] = index = place.get(record.source, -1) + 1
+        rows.append((record.source, index, json.dumps(record.data, default=_json_value), record.error))
     schema = f"{FILE} string, {BLOCK} long, data string, error string"
     return spark.createDataFrame(rows, schema).select("data", "error", FILE, BLOCK)
 

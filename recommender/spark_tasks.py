@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from content_library import RawRecord, RecordInvalid
+from content_library import RawRecord, RecordInvalid, jsonl_record, too_many_cells
 from recommender.batch_io import BatchError, OutputFormat, Table, json_line
 from recommender.batch_jobs import Job, PinnedDate, RecommendJob, TagJob
 from recommender.config import RankingConfig
@@ -121,8 +121,9 @@ class RecommendSpec:
 # -- executor functions -------------------------------------------------------------------------------
 
 
-def _records(batch: pa.RecordBatch, kind: str) -> Iterator[tuple[str, int, RawRecord | None, int]]:
-    """(file, split, record or None for a blank line, physical lines it spans) for each row."""
+def _records(batch: pa.RecordBatch, kind: str, delimiter: str) -> Iterator[tuple[str, int, RawRecord | None, int]]:
+    """(file, split, record or None for a blank line, physical lines it spans) for each row; `delimiter`
+    is what separates the cells of CSV input."""
     files = batch.column(FILE).to_pylist()
     blocks = batch.column(BLOCK).to_pylist()
     rows = batch.drop_columns([FILE, BLOCK]).to_pylist()
@@ -130,49 +131,34 @@ def _records(batch: pa.RecordBatch, kind: str) -> Iterator[tuple[str, int, RawRe
         record: RawRecord | None
         lines = 1
         if kind == "jsonl":
-            record = _jsonl_record(file, row["value"])
+            record = jsonl_record(file, "", row["value"] or "")
         elif kind == "csv":
             corrupt = row.pop(CORRUPT)
             lines += sum(value.count("\n") for value in row.values() if isinstance(value, str))
-            record = _csv_record(file, row, corrupt)
-        elif kind == "markdown":
+            record = _csv_record(file, row, corrupt, delimiter)
+        elif kind in ("markdown", "json"):
             record = RawRecord(file, "", json.loads(row["data"]), row["error"])
         else:
             record = RawRecord(file, "", row)
         yield file, block, record, lines
 
 
-def _jsonl_record(source: str, text: str | None) -> RawRecord | None:
-    """A JSON Lines record as content_library's reader makes it (Spark has decoded the UTF-8)."""
-    text = (text or "").removeprefix("\ufeff")
-    if not text.strip():
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return RawRecord(source, "", {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(data, dict):
-        return RawRecord(source, "", {}, f"is a JSON {type(data).__name__}, not an object of the asset's fields")
-    return RawRecord(source, "", data)
-
-
-def _csv_record(source: str, row: dict[str, Any], corrupt: str | None) -> RawRecord:
+def _csv_record(source: str, row: dict[str, Any], corrupt: str | None, delimiter: str) -> RawRecord:
     if corrupt is not None:  # Spark flags rows with too many or too few cells; only too many is an error
         import csv
 
-        cells = next(csv.reader([corrupt]), [])
+        cells = next(csv.reader([corrupt], delimiter=delimiter), [])
         if len(cells) > len(row):
-            error = f"has {len(cells) - len(row)} more cell(s) than the header; quote cells that contain commas"
-            return RawRecord(source, "", {}, error)
+            return RawRecord(source, "", {}, too_many_cells(len(cells) - len(row), delimiter))
     return RawRecord(source, "", row)
 
 
-def scan(batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str) -> Iterator[pa.RecordBatch]:
+def scan(batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str, delimiter: str = ",") -> Iterator[pa.RecordBatch]:
     job = spec.job(loaded=False)
     counts: dict[tuple[str, int], list[int]] = {}  # rows, lines, records, valid
     for batch in batches:
         problems: list[dict[str, Any]] = []
-        for file, block, record, lines in _records(batch, kind):
+        for file, block, record, lines in _records(batch, kind, delimiter):
             count = counts.setdefault((file, block), [0, 0, 0, 0])
             index, lines_before = count[0], count[1]
             count[0] += 1
@@ -201,13 +187,19 @@ def scan(batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str) -> Iterator
 
 
 def number(
-    batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str, starts: dict[tuple[str, int], int], batch_size: int
+    batches: Iterator[pa.RecordBatch],
+    *,
+    spec: Any,
+    kind: str,
+    starts: dict[tuple[str, int], int],
+    batch_size: int,
+    delimiter: str = ",",
 ) -> Iterator[pa.RecordBatch]:
     job = spec.job(loaded=False)
     seen: dict[tuple[str, int], int] = {}
     for batch in batches:
         out: dict[str, list[Any]] = {"seq": [], "batch": [], "item": []}
-        for file, block, record, _ in _records(batch, kind):
+        for file, block, record, _ in _records(batch, kind, delimiter):
             if record is None:
                 continue
             try:

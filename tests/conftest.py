@@ -281,10 +281,14 @@ def batch_contacts() -> list[dict]:
     return rows
 
 
-def write_rows(path: Path, rows: Sequence[dict]) -> Path:
-    """Rows as the file type the suffix names: JSON Lines, CSV (lists joined with '|') or Parquet."""
+def write_rows(path: Path, rows: Sequence[dict], delimiter: str = ",") -> Path:
+    """Rows as the file type the suffix names: JSON Lines, a JSON array, CSV (lists joined with '|'; .tsv
+    with tabs, `delimiter` otherwise) or Parquet."""
     if path.suffix == ".jsonl":
         return write_jsonl(path, rows)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(list(rows), ensure_ascii=False), encoding="utf-8")
+        return path
     columns = list(dict.fromkeys(key for row in rows for key in row))
     if path.suffix == ".parquet":
         import pyarrow as pa
@@ -295,7 +299,7 @@ def write_rows(path: Path, rows: Sequence[dict]) -> Path:
     import csv
 
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, columns)
+        writer = csv.DictWriter(fh, columns, delimiter="\t" if path.suffix == ".tsv" else delimiter)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "|".join(v) if isinstance(v, list) else v for k, v in row.items()})

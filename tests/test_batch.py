@@ -434,7 +434,7 @@ def test_each_contact_gets_the_engines_recommendation(
         assert row["index_version"] == recommender.version
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".parquet"])
 def test_contacts_read_from_every_format_get_the_same_recommendations(
     tmp_path: Path, batch_contacts: list[dict], recommender: Recommender, suffix: str
 ) -> None:
@@ -443,6 +443,19 @@ def test_contacts_read_from_every_format_get_the_same_recommendations(
 
     recommend(write_rows(tmp_path / f"contacts{suffix}", contacts), tmp_path / "out.jsonl", recommender)
 
+    assert read_jsonl(tmp_path / "out.jsonl") == read_jsonl(tmp_path / "expected.jsonl")
+
+
+def test_contact_columns_are_read_as_a_crm_export_names_them(
+    tmp_path: Path, batch_contacts: list[dict], recommender: Recommender
+) -> None:
+    contacts = batch_contacts[:10]
+    recommend(write_rows(tmp_path / "contacts.jsonl", contacts), tmp_path / "expected.jsonl", recommender)
+    exported = [{f" {name.replace('_', ' ').title()}": value for name, value in row.items()} for row in contacts]
+
+    recommend(write_rows(tmp_path / "export.csv", exported, delimiter=";"), tmp_path / "out.jsonl", recommender)
+
+    assert list(exported[0])[:2] == [" Contact Id", " Segment"]
     assert read_jsonl(tmp_path / "out.jsonl") == read_jsonl(tmp_path / "expected.jsonl")
 
 

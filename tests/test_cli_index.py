@@ -206,8 +206,9 @@ def test_a_library_file_of_an_unknown_format_fails_with_one_line_and_exit_status
 
     assert done.stderr == (
         f"Error: Cannot load '{library}': unsupported file extension '.txt'. Supported formats: JSON Lines "
-        "(.jsonl, .ndjson), CSV (.csv), Parquet (.parquet), Markdown with YAML front matter (.md, .markdown), "
-        "or a folder of such files.\n"
+        "(.jsonl, .ndjson), a JSON array of assets (.json), CSV with commas, semicolons, tabs or bars between cells "
+        "(.csv, .tsv), Parquet (.parquet), Markdown with YAML front matter (.md, .markdown), or a folder of such "
+        "files.\n"
     )
 
 

@@ -103,10 +103,16 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def write_csv(path: Path, records: list[dict[str, Any]], fields: list[str] | None = None) -> Path:
+def write_json(path: Path, records: list[dict[str, Any]], wrap: str | None = None) -> Path:
+    items = [_present(r) for r in records]
+    path.write_text(json.dumps({wrap: items, "total": len(items)} if wrap else items, default=str), encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, records: list[dict[str, Any]], fields: list[str] | None = None, delimiter: str = ",") -> Path:
     fields = fields or list(ASSETS[0])
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fields)
+        writer = csv.DictWriter(handle, fields, delimiter=delimiter)
         writer.writeheader()
         for record in records:
             cells = {k: "|".join(v) if isinstance(v, list) else "" if v is None else v for k, v in record.items()}
@@ -130,7 +136,12 @@ def write_markdown(folder: Path, records: list[dict[str, Any]]) -> Path:
 
 WRITERS = {
     "jsonl": lambda tmp: write_jsonl(tmp / "library.jsonl", ASSETS),
+    "json array": lambda tmp: write_json(tmp / "library.json", ASSETS),
+    "json object holding the array": lambda tmp: write_json(tmp / "library.json", ASSETS, wrap="items"),
     "csv": lambda tmp: write_csv(tmp / "library.csv", ASSETS),
+    # As spreadsheets in German locales save CSV, and as .tsv exports are.
+    "csv with semicolons": lambda tmp: write_csv(tmp / "library.csv", ASSETS, delimiter=";"),
+    "tsv": lambda tmp: write_csv(tmp / "library.tsv", ASSETS, delimiter="\t"),
     "parquet": lambda tmp: write_parquet(tmp / "library.parquet", ASSETS),
     "markdown": lambda tmp: write_markdown(tmp / "library", ASSETS),
 }
@@ -161,7 +172,9 @@ def test_every_format_loads_the_same_assets(tmp_path: Path, kind: str) -> None:
     [
         ("a.jsonl", "jsonl"),
         ("a.NDJSON", "jsonl"),
+        ("a.json", "json"),
         ("a.csv", "csv"),
+        ("a.TSV", "csv"),
         ("a.parquet", "parquet"),
         ("a.md", "markdown"),
         ("a.markdown", "markdown"),
@@ -207,6 +220,64 @@ def test_markdown_without_front_matter_in_a_folder_is_ignored(tmp_path: Path) ->
 
     assert [asset.id for asset in library.assets] == ["roi-guide"]
     assert library.sources == [str(tmp_path / "roi-guide.md")]
+
+
+def test_a_json_file_in_a_folder_counts_only_when_it_holds_an_array(tmp_path: Path) -> None:
+    write_json(tmp_path / "assets.json", ASSETS[:1])
+    (tmp_path / "settings.json").write_text('{"theme": "dark", "plugins": ["seo"]}')
+
+    library = load_library(tmp_path)
+
+    assert [asset.id for asset in library.assets] == ["roi-guide"]
+    assert library.sources == [str(tmp_path / "assets.json")]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"theme": "dark"}', "it holds a JSON object, not an array of assets"),
+        ('"roi-guide"', "it holds a JSON string, not an array of assets"),
+        ('[{"id": "a1",', "as JSON: Expecting property name enclosed in double quotes at line 1, column 14"),
+    ],
+)
+def test_a_json_file_that_is_not_an_array_of_assets_is_an_error_naming_it(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "library.json"
+    path.write_text(text)
+
+    with pytest.raises(LibraryError, match=re.escape(f"Cannot read '{path}'")) as caught:
+        load_library(path)
+    assert problem in str(caught.value)
+
+
+def test_an_item_of_a_json_array_that_is_no_object_is_a_problem_at_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "library.json"
+    path.write_text(json.dumps([GOOD, ["not", "an", "asset"]]))
+
+    assert load_problems(path) == [f"{path}, array index 1: is a JSON array, not an object of the asset's fields"]
+
+
+def test_field_names_are_read_as_exports_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    headers = {"id": "ID", "title": " Title", "body": "Body", "asset_type": "Asset Type", "language": "Language"}
+    headers |= {"url": "URL", "published": "Published", "author": "Author"}
+    written = GOOD | {"published": "2025-03-01", "author": "Jo"}
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headers.values())
+        writer.writerow(written[name] for name in headers)
+
+    library = load_library(path)
+
+    assert library.assets == [Asset.model_validate(GOOD | {"published": "2025-03-01"})]
+    assert library.ignored_fields == {"Author": 1}
+
+
+def test_a_field_given_twice_under_two_spellings_is_a_problem(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"Title": "Another title"}])
+
+    assert load_problems(path) == [f"{path}, line 1, field title: given twice, as 'title' and 'Title'"]
 
 
 def test_hidden_folders_are_skipped(tmp_path: Path) -> None:
@@ -396,7 +467,7 @@ def test_an_invalid_json_line_is_a_problem_of_that_line(tmp_path: Path) -> None:
 
     assert load_problems(path) == [
         f"{path}, line 3: is not valid JSON (Expecting property name enclosed in double quotes at column 2)",
-        f"{path}, line 4: is a JSON list, not an object of the asset's fields",
+        f"{path}, line 4: is a JSON array, not an object of the asset's fields",
     ]
 
 
@@ -630,8 +701,9 @@ def test_a_missing_path_names_it_and_the_supported_formats(tmp_path: Path) -> No
 
     assert str(caught.value) == (
         f"No such file or folder: '{tmp_path / 'nowhere.jsonl'}'. "
-        "Supported formats: JSON Lines (.jsonl, .ndjson), CSV (.csv), Parquet (.parquet), "
-        "Markdown with YAML front matter (.md, .markdown), or a folder of such files."
+        "Supported formats: JSON Lines (.jsonl, .ndjson), a JSON array of assets (.json), CSV with commas, "
+        "semicolons, tabs or bars between cells (.csv, .tsv), Parquet (.parquet), Markdown with YAML front matter "
+        "(.md, .markdown), or a folder of such files."
     )
 
 

@@ -188,7 +188,7 @@ def test_spark_writes_csv_and_parquet_as_the_local_engine(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", "/"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".parquet", "/"])
 def test_spark_reads_every_input_format(
     spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger, suffix: str
 ) -> None:
@@ -206,15 +206,17 @@ def test_spark_reads_every_input_format(
     assert spark_output == (tmp_path / "local.jsonl").read_bytes()
 
 
+@pytest.mark.parametrize("delimiter", [",", ";"])
 def test_spark_locates_bad_csv_rows_by_line_like_the_local_engine(
-    spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger
+    spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger, delimiter: str
 ) -> None:
     rows = [dict(row) for row in batch_assets[:12]]
     rows[4]["body"] = "A body\nover three\nlines."
     rows[6]["asset_type"] = "hologram"
-    source = write_rows(tmp_path / "in.csv", rows)
+    source = write_rows(tmp_path / "in.csv", rows, delimiter=delimiter)
     with open(source, "a", encoding="utf-8") as fh:
-        fh.write("extra,cells,than,the,header,has,here,and,more,and,more,and,more,and,more\n")
+        fh.write(delimiter.join("extra cells than the header has here and more and more and more and more".split()))
+        fh.write("\n")
     local_problems, spark_problems = [], []
     run_local(
         TagJob(HashEmbedder(), tagger),
@@ -227,6 +229,23 @@ def test_spark_locates_bad_csv_rows_by_line_like_the_local_engine(
     spark_tag(spark, source, tmp_path / "s.jsonl", tagger, skip_invalid=True, on_problem=spark_problems.append)
 
     assert [(p.location, p.field) for p in spark_problems] == [("line 10", "asset_type"), ("line 16", None)]
+    assert spark_problems == local_problems
+
+
+def test_spark_locates_bad_json_array_items_by_index_like_the_local_engine(
+    spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger
+) -> None:
+    rows: list = [dict(row) for row in batch_assets[:12]]
+    rows[3]["asset_type"] = "hologram"
+    rows[9] = ["not", "an", "asset"]
+    source = write_rows(tmp_path / "in.json", rows)
+    local_problems, spark_problems = [], []
+    job = TagJob(HashEmbedder(), tagger)
+    run_local(job, source, tmp_path / "l.jsonl", skip_invalid=True, on_problem=local_problems.append)
+
+    spark_tag(spark, source, tmp_path / "s.jsonl", tagger, skip_invalid=True, on_problem=spark_problems.append)
+
+    assert [(p.location, p.field) for p in spark_problems] == [("array index 3", "asset_type"), ("array index 9", None)]
     assert spark_problems == local_problems
 
 

@@ -27,7 +27,7 @@ def _batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--input-format",
-            type=click.Choice(["jsonl", "csv", "parquet", "markdown"]),
+            type=click.Choice(["jsonl", "json", "csv", "parquet", "markdown"]),
             help="Input format for --engine spark when INPUT is a folder of mixed files or has no extension.",
         ),
         click.option(
