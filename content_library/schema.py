@@ -69,6 +69,28 @@ _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
+#: Dates as exports write them, with or without a time after them: year first with dashes, slashes or
+#: dots (`2025-03-01`, `2025/03/01`, `2025-03-01 10:00:00` from SQL), or day first with dots as German
+#: spreadsheets write it (`01.03.2025`). Day and month with slashes could be either way round: refused.
+_YEAR_FIRST = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?:[T ].*)?$")
+_DAY_FIRST = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[T ,].*)?$")
+
+
+def _written_date(value: str) -> Any:
+    text = value.strip()
+    if not text:
+        return None
+    year_first, day_first = _YEAR_FIRST.match(text), _DAY_FIRST.match(text)
+    try:
+        if year_first:
+            return dt.date(int(year_first[1]), int(year_first[3]), int(year_first[4]))
+        if day_first:
+            return dt.date(int(day_first[3]), int(day_first[2]), int(day_first[1]))
+    except ValueError:
+        pass  # no such day: refused below as any other text that is not a date
+    return text
+
+
 def _url(value: str) -> str:
     if not _URL.match(value):
         raise ValueError(f"'{value}' is not an http(s) URL")
@@ -178,10 +200,8 @@ class Asset(BaseModel):
         # CMS exports often carry a timestamp; the date is what matters for freshness.
         if isinstance(value, dt.datetime):
             return value.date()
-        if isinstance(value, str) and "T" in value:
-            return value.split("T", 1)[0]
-        if value == "":
-            return None
+        if isinstance(value, str):
+            return _written_date(value)
         return value
 
     @field_validator("segments", "stages", "roles", "tags", mode="after")

@@ -274,6 +274,24 @@ def test_field_names_are_read_as_exports_write_them(tmp_path: Path) -> None:
     assert library.ignored_fields == {"Author": 1}
 
 
+@pytest.mark.parametrize(
+    "written",
+    ["2025-03-01", "2025-03-01 10:15:00", "2025-03-01T10:15:00+01:00", "2025/03/01", "2025-3-1", "01.03.2025"],
+)
+def test_a_date_as_exports_write_it_is_read_as_that_day(tmp_path: Path, written: str) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"published": written}])
+
+    assert load_library(path).assets[0].published == dt.date(2025, 3, 1)
+
+
+@pytest.mark.parametrize("written", ["03/01/2025", "31.02.2025", "March 1, 2025"])
+def test_a_date_that_could_be_read_two_ways_or_names_no_day_is_refused(tmp_path: Path, written: str) -> None:
+    path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"published": written}])
+
+    problem = f"{written!r} is not a date; write it as YYYY-MM-DD"
+    assert load_problems(path) == [f"{path}, line 1, field published: {problem}"]
+
+
 def test_a_field_given_twice_under_two_spellings_is_a_problem(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"Title": "Another title"}])
 
