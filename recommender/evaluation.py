@@ -132,21 +132,40 @@ def read_requests(path: str | Path) -> list[EvalRequest]:
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """Judgement lines: {"qid": ..., "id": ..., "grade": 0..3}."""
+    """Judgement lines: {"qid": ..., "id": ..., "grade": 0..3}, or TREC's `qid 0 id grade`.
+
+    A grade may be written 3, 3.0 or "3"; 2.5, true or 4 are refused rather than rounded.
+    """
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            grade = raw["grade"]
-            # int() would quietly turn a grade of 2.5 into 2 and `true` into 1.
-            if isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= 3:
-                raise ValueError(f"grade {grade!r} is not an integer from 0 to 3")
-            out[str(raw["qid"])][str(raw["id"])] = grade
+            qid, asset_id, grade = _judgement(line)
+            out[qid][asset_id] = grade
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             raise RecommenderError(f"{path}, line {number}: not a judgement qid/id/grade ({exc})") from exc
     return dict(out)
+
+
+def _judgement(line: str) -> tuple[str, str, int]:
+    fields = line.split()
+    if len(fields) == 4 and not line.lstrip().startswith("{"):
+        qid, _, asset_id, written = fields  # TREC: the second column is unused
+    else:
+        raw = json.loads(line)
+        if not isinstance(raw, dict):
+            raise ValueError("expected a JSON object or a TREC line 'qid 0 id grade'")
+        qid, asset_id, written = raw["qid"], raw["id"], raw["grade"]
+    grade = written
+    if isinstance(written, str) and written.strip().isdigit():
+        grade = int(written)
+    elif isinstance(written, float) and written.is_integer():
+        grade = int(written)
+    # int() would quietly turn a grade of 2.5 into 2 and `true` into 1.
+    if isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= 3:
+        raise ValueError(f"grade {written!r} is not an integer from 0 to 3")
+    return str(qid), str(asset_id), grade
 
 
 def read_expected_stages(path: str | Path) -> dict[str, Stage]:

@@ -149,6 +149,15 @@ def test_judgement_lines_group_grades_by_query(tmp_path: Path):
     assert read_qrels(path) == {"q1": {"a": 3, "b": 0}, "2": {"a": 1}}
 
 
+def test_judgements_may_be_trec_lines_and_grades_integral_numbers_or_digits(tmp_path: Path):
+    path = write_lines(
+        tmp_path / "qrels.txt",
+        ["q1 0 a 3", "q1\t0\tb\t0", '{"qid": "q2", "id": "a", "grade": 2.0}', '{"qid": "q2", "id": "b", "grade": "1"}'],
+    )
+
+    assert read_qrels(path) == {"q1": {"a": 3, "b": 0}, "q2": {"a": 2, "b": 1}}
+
+
 @pytest.mark.parametrize(
     ("bad_line", "problem"),
     [
@@ -156,12 +165,25 @@ def test_judgement_lines_group_grades_by_query(tmp_path: Path):
         ('{"qid": "q1", "id": "b", "grade": -1}', "grade -1 is not an integer from 0 to 3"),
         ('{"qid": "q1", "id": "b", "grade": 2.5}', "grade 2.5 is not an integer from 0 to 3"),
         ('{"qid": "q1", "id": "b", "grade": true}', "grade True is not an integer from 0 to 3"),
+        ('{"qid": "q1", "id": "b", "grade": "high"}', "grade 'high' is not an integer from 0 to 3"),
+        ("q1 0 b 7", "grade '7' is not an integer from 0 to 3"),
         ('{"qid": "q1", "id": "b"}', "'grade'"),
         ('{"qid": "q1", "grade": 2}', "'id'"),
-        ("[1, 2, 3]", "list indices must be integers or slices, not str"),
+        ("[1, 2, 3]", "expected a JSON object or a TREC line 'qid 0 id grade'"),
         ("qid q1 id b grade 2", "Expecting value"),
     ],
-    ids=["above 3", "negative", "fraction", "boolean", "no grade", "no id", "not an object", "not JSON"],
+    ids=[
+        "above 3",
+        "negative",
+        "fraction",
+        "boolean",
+        "words",
+        "TREC above 3",
+        "no grade",
+        "no id",
+        "not an object",
+        "neither JSON nor TREC",
+    ],
 )
 def test_a_bad_judgement_line_is_an_error_naming_the_file_and_line(tmp_path: Path, bad_line: str, problem: str):
     path = write_lines(tmp_path / "qrels.jsonl", ['{"qid": "q1", "id": "a", "grade": 3}', bad_line])
