@@ -690,6 +690,20 @@ def test_evaluate_reports_stage_inference_against_a_judged_stages_file(
     assert re.search(r"^Stage inference: \d+ of 3 requests without a given stage agree", result.output, re.M)
 
 
+def test_a_request_file_carrying_the_judged_stage_serves_as_the_stages_file_too(
+    index_dir: Path, files: tuple[Path, Path], hash_model: None, tmp_path: Path
+):
+    requests, qrels = files
+    lines = [json.loads(line) | {"expected_stage": "consideration"} for line in requests.read_text().splitlines()]
+    both = write_lines(tmp_path / "judged_requests.jsonl", [json.dumps(line) for line in lines])
+
+    result = invoke("evaluate", "--index-dir", index_dir, "--requests", both, "--qrels", qrels, "--stages", both)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^Stage inference: \d+ of 3 requests without a given stage agree", result.stdout, re.M)
+    assert result.stderr == f"Ignored fields that are not a request's: expected_stage ({len(lines)})\n"
+
+
 # -- translation detection against the translations a library names ----------------------------------------
 
 
