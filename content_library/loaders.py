@@ -87,6 +87,14 @@ class Library:
     sources: list[str] = field(default_factory=list)
     detected_languages: dict[str, str] = field(default_factory=dict)
 
+    def count_by(self, name: str) -> dict[str, int]:
+        """How many assets have each value of a single-valued field (`asset_type`, `language`), by value."""
+        return dict(sorted(Counter(str(getattr(asset, name)) for asset in self.assets).items()))
+
+    def count_detected_languages(self) -> dict[str, int]:
+        """How many assets got each language from their text, by language."""
+        return dict(sorted(Counter(self.detected_languages.values()).items()))
+
 
 class LibraryError(Exception):
     """The library cannot be loaded: a path is unreadable, or records are invalid (see ``problems``)."""

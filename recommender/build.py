@@ -78,12 +78,12 @@ def build_index(
     return BuildSummary(
         manifest=manifest,
         seconds=time.perf_counter() - started,
-        asset_types=dict(sorted(Counter(a.asset_type.value for a in library.assets).items())),
-        languages=dict(sorted(Counter(a.language for a in library.assets).items())),
+        asset_types=library.count_by("asset_type"),
+        languages=library.count_by("language"),
         label_sources=dict(sorted(sources.items())),
         skipped=[str(problem) for problem in library.skipped],
         ignored_fields=library.ignored_fields,
-        detected_languages=dict(sorted(Counter(library.detected_languages.values()).items())),
+        detected_languages=library.count_detected_languages(),
     )
 
 

@@ -154,6 +154,35 @@ def built(libraries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     return index_dir, done.stdout
 
 
+# -- check-library -----------------------------------------------------------------------------------
+
+
+def test_check_library_reads_every_format_and_prints_what_a_build_would_find(libraries: dict[str, Path]):
+    done = run("check-library", *libraries.values())
+
+    assert done.stdout.splitlines() == [
+        "Read 5 assets from 4 files.",
+        "Asset types: case_study 1, checklist 1, datasheet 1, pricing 1, whitepaper 1",
+        "Languages: de 1, en 3, id 1",
+        "Assets with curated labels: segments 5, stages 5, roles 5",
+        "Languages read from the text of records that gave none: id 1",
+    ]
+
+
+def test_check_library_lists_invalid_records_and_fails_unless_told_to_skip_them(tmp_path: Path):
+    rows = [JSONL_ASSETS[0], JSONL_ASSETS[1] | {"asset_type": "hologram"}, JSONL_ASSETS[0] | {"Author": "Jo"}]
+    library = write_jsonl(tmp_path / "library.jsonl", rows)
+
+    failed = run("check-library", library, check=False)
+    skipped = run("check-library", library, "--skip-invalid", "--json")
+
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[1].startswith(f"  {library}, line 2, field asset_type: 'hologram' is not one")
+    report = json.loads(skipped.stdout)
+    assert (report["asset_count"], report["ignored_fields"]) == (1, {"Author": 1})
+    assert [line.split(", field ")[0] for line in report["skipped"]] == [f"{library}, line 2", f"{library}, line 3"]
+
+
 # -- build-index -------------------------------------------------------------------------------------
 
 
