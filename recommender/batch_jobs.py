@@ -174,7 +174,8 @@ _ASSET_FIELDS = frozenset(Asset.model_fields)
 
 
 def _extra_fields(record: RawRecord) -> dict[str, Any]:
-    extra = {str(key).strip(): value for key, value in record.data.items() if str(key).strip() not in _ASSET_FIELDS}
+    # `Asset Type` is the asset's field under an export's name, not a field of the input's own.
+    extra = {str(key).strip(): value for key, value in record.data.items() if spelling(str(key)) not in _ASSET_FIELDS}
     # Parquet hands over dates, decimals and bytes: written back as JSON text would show them.
     return json.loads(json.dumps(extra, default=str, ensure_ascii=False))
 

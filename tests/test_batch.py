@@ -94,6 +94,19 @@ def test_the_inputs_own_fields_are_carried_through_to_json_lines_so_rows_join_ba
     assert list(out)[-len(ASSET_FIELDS) :] == ASSET_FIELDS
 
 
+def test_asset_fields_under_an_exports_names_are_read_as_the_assets_not_carried_as_its_own(
+    tmp_path: Path, batch_assets: list[dict], tagger: Tagger
+) -> None:
+    exported = {name.replace("_", " ").title(): value for name, value in batch_assets[1].items()} | {"Owner": "Jo"}
+    tag(write_rows(tmp_path / "in.jsonl", [batch_assets[1]]), tmp_path / "expected.jsonl", tagger)
+
+    tag(write_rows(tmp_path / "export.jsonl", [exported]), tmp_path / "out.jsonl", tagger)
+
+    (out,) = read_jsonl(tmp_path / "out.jsonl")
+    assert "Asset Type" in exported
+    assert out == {"Owner": "Jo"} | read_jsonl(tmp_path / "expected.jsonl")[0]
+
+
 def test_curated_labels_are_kept_and_missing_ones_predicted(
     tmp_path: Path, batch_assets: list[dict], tagger: Tagger
 ) -> None:
