@@ -144,6 +144,11 @@ def parse_record(record: RawRecord, *, detect_language: bool = False) -> Asset:
     a string ("a|b", "a;b", "a, b", a JSON array) are split, and empty values count as absent. With
     `detect_language`, a record without a language gets the one its title and body are written in.
     """
+    return _parse(record, detect_language)[0]
+
+
+def _parse(record: RawRecord, detect_language: bool) -> tuple[Asset, bool]:
+    """parse_record's asset, and whether its language was read from its text."""
     if record.error is not None:
         raise RecordInvalid([RecordProblem(record.source, record.location, None, record.error)])
     data, found = _prepare(record.data)
@@ -158,7 +163,7 @@ def parse_record(record: RawRecord, *, detect_language: bool = False) -> Asset:
         raise RecordInvalid([RecordProblem(record.source, record.location, *problem) for problem in found])
     if detect:
         asset = asset.model_copy(update={"language": languages.detect_language(asset.text)})
-    return asset
+    return asset, detect
 
 
 def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> Library:
@@ -183,7 +188,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
         for record in _READERS[detect_format(file)](file):
             ignored.update(str(key).strip() for key in record.data if _field_name(key) not in _KNOWN_FIELDS)
             try:
-                asset = parse_record(record, detect_language=True)
+                asset, detected = _parse(record, detect_language=True)
             except RecordInvalid as exc:
                 library.skipped += exc.problems
                 continue
@@ -194,7 +199,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
                 continue
             first_seen[asset.id] = here
             library.assets.append(asset)
-            if not _gives(record, "language"):
+            if detected:
                 library.detected_languages[asset.id] = asset.language
     library.ignored_fields = dict(sorted(ignored.items()))
     if library.skipped and not skip_invalid:
@@ -386,9 +391,9 @@ def _read_markdown(path: Path) -> Iterator[RawRecord]:
         return
     data = {_field_name(key): value for key, value in data.items()}
     body = body.strip()
-    if _absent(data.get("id")):
+    if is_absent(data.get("id")):
         data["id"] = path.stem
-    if _absent(data.get("title")):
+    if is_absent(data.get("title")):
         heading, body = _take_heading(body)
         if heading:
             data["title"] = heading
@@ -435,11 +440,8 @@ def _field_name(key: Any) -> str:
     return spelling(str(key))
 
 
-def _gives(record: RawRecord, name: str) -> bool:
-    return any(_field_name(key) == name and not _absent(value) for key, value in record.data.items())
-
-
-def _absent(value: Any) -> bool:
+def is_absent(value: Any) -> bool:
+    """How files say a field is not given: null, or text of only whitespace (an empty CSV cell)."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -450,7 +452,7 @@ def _prepare(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | Non
     problems: list[tuple[str | None, str]] = []
     for key, value in data.items():
         name = _field_name(key)
-        if name not in _KNOWN_FIELDS or _absent(value):
+        if name not in _KNOWN_FIELDS or is_absent(value):
             continue
         if name in written:
             problems.append((name, f"given twice, as '{written[name]}' and '{str(key).strip()}'"))

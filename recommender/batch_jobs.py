@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from content_library import LABEL_FIELDS, Asset, RawRecord, RecordInvalid, RecordProblem, parse_record
+from content_library import LABEL_FIELDS, Asset, RawRecord, RecordInvalid, RecordProblem, is_absent, parse_record
 from content_library.languages import detect_language
 from content_library.schema import Role, Segment, Stage, spelling
 from recommender.batch_io import BatchError, Column, Kind, Table
@@ -180,10 +180,6 @@ def _extra_fields(record: RawRecord) -> dict[str, Any]:
     return json.loads(json.dumps(extra, default=str, ensure_ascii=False))
 
 
-def _absent(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 @dataclass(frozen=True)
 class Contact:
     id: str
@@ -314,7 +310,7 @@ def parse_contact(record: RawRecord, k: int, signal_map: StageSignalMap) -> Cont
     contact_id: Any = None
     for key, value in record.data.items():
         name = spelling(str(key))  # `Contact ID`, `Segment`, as a CRM's export writes them
-        if _absent(value):
+        if is_absent(value):
             continue
         if name == "contact_id":
             contact_id = value

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
+from content_library import is_absent
 from content_library.schema import Asset, Stage, StageName
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder
@@ -119,7 +120,7 @@ def read_requests(path: str | Path) -> list[EvalRequest]:
                 raise ValueError("no qid")
             qid = str(raw.pop("qid"))
             fields = {name: value for name, value in raw.items() if name in BuyerRequest.model_fields}
-            given = {name: value for name, value in fields.items() if value is not None and value != ""}
+            given = {name: value for name, value in fields.items() if not is_absent(value)}
             ignored = tuple(name for name in raw if name not in fields)
             out.append(EvalRequest(qid, BuyerRequest.model_validate(given), ignored))
         except ValidationError as exc:
