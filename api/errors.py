@@ -23,6 +23,7 @@ from recommender.errors import (
     IndexNotFound,
     ModelError,
     RecommenderError,
+    UnknownReading,
     UnknownSignal,
 )
 
@@ -71,6 +72,9 @@ def engine_error(exc: RecommenderError) -> ApiError:
         known = list(engine.current().config.stage_signals.events)
         field = ErrorField(field="signals", problem=_clip(str(exc)), allowed=known)
         return ApiError(422, "invalid request: check signals", [field])
+    if isinstance(exc, UnknownReading):
+        # As for any id that names no asset: the request is well formed, the asset is not there (yet).
+        return ApiError(404, _clip(str(exc)), [ErrorField(field="reading", problem="no asset with this id")])
     if isinstance(exc, ModelError):
         # Per request this means an asset lacks curated labels and no tagger is loaded to predict them.
         return ApiError(422, str(exc))

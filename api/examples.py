@@ -171,6 +171,67 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                 "index_version": "20260301T090000Z-c70995",
             },
         ),
+        "reading-a-case-study": Example(
+            summary="What to show beside a case study a finance member is reading (its language, German, comes first)",
+            status=200,
+            body={
+                "segment": "enterprise",
+                "role": "finance",
+                "stage": "decision",
+                "reading": "ledgerly-0046-de",
+                "k": 3,
+            },
+            response={
+                "stage": "decision",
+                "stage_source": {"kind": "given"},
+                "items": [
+                    {
+                        "id": "ledgerly-0101",
+                        "title": "Brenner Antriebstechnik: Bestellabgleich an sechs Standorten, ein Kreditorenteam",
+                        "url": (
+                            "https://www.ledgerly.example/de/resources/brenner-antriebstechnik-bestellabgleich-an-"
+                            "sechs-standorten-ein-kreditorenteam"
+                        ),
+                        "asset_type": "case_study",
+                        "language": "de",
+                        "score": 9.598877,
+                    },
+                    {
+                        "id": "ledgerly-0055-de",
+                        "title": "ROI-Rechner für die Automatisierung der Kreditorenbuchhaltung",
+                        "url": "https://www.ledgerly.example/de/resources/roi-rechner-fuer-die-automatisierung-der-"
+                        "kreditorenbuchhaltung",
+                        "asset_type": "roi_calculator",
+                        "language": "de",
+                        "score": 8.960084,
+                    },
+                    {
+                        "id": "stockwell-0063-de",
+                        "title": "Hatherley Distribution steigert die Bestandsgenauigkeit an 22 Standorten von 91 auf "
+                        "99,2 %",
+                        "url": "https://www.stockwell.example/de/resources/hatherley-distribution-steigert-die-"
+                        "bestandsgenauigkeit-an-22-standorten-von-91-auf-99-2",
+                        "asset_type": "case_study",
+                        "language": "de",
+                        "score": 8.75453,
+                    },
+                ],
+                "index_version": "20260301T090000Z-c70995",
+            },
+        ),
+        "reading-unknown-asset": Example(
+            summary="The asset being read is not in the index",
+            status=404,
+            body={"segment": "smb", "reading": "ledgerly-9999"},
+            response={
+                "error": {
+                    "status": 404,
+                    "message": "reading names no asset in the index ('ledgerly-9999'); give an indexed asset's id",
+                    "fields": [{"field": "reading", "problem": "no asset with this id"}],
+                },
+                "request_id": "5f0c2e7a9d4b4e1c",
+            },
+        ),
         "unknown-role": Example(
             summary="A role outside the vocabulary",
             status=422,
@@ -266,6 +327,7 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                                 "query",
                                 "language",
                                 "exclude",
+                                "reading",
                                 "asset_types",
                                 "k",
                                 "explain",

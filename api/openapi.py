@@ -27,7 +27,7 @@ _ERRORS = {
     400: "The body is not valid JSON, or is empty.",
     401: "No API key, or not a valid one.",
     403: "The API key lacks the write scope.",
-    404: "No asset with that id.",
+    404: "No asset with that id (for a recommendation or a sequence: the id given as `reading`).",
     413: "The body is larger than the limit.",
     415: "The body is not sent with Content-Type: application/json.",
     422: "A field is invalid: the error names each one, its problem and, where there is a list, the allowed values.",
@@ -68,6 +68,8 @@ class Operation:
 
 
 _BODY_ERRORS = (400, 413, 415, 422)
+#: 404: `reading` names no asset in the index.
+_READING_ERRORS = (400, 404, 413, 415, 422)
 OPERATIONS = (
     Operation(
         "post",
@@ -80,7 +82,7 @@ OPERATIONS = (
         200,
         s.RecommendationResponse,
         body=s.RecommendationRequest,
-        errors=_BODY_ERRORS,
+        errors=_READING_ERRORS,
     ),
     Operation(
         "post",
@@ -106,7 +108,7 @@ OPERATIONS = (
         200,
         s.SequenceResponse,
         body=s.SequenceRequest,
-        errors=_BODY_ERRORS,
+        errors=_READING_ERRORS,
     ),
     Operation(
         "get",

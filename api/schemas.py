@@ -131,6 +131,11 @@ class SequenceRequest(BaseModel):
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000 - MAX_STEPS, description="Asset ids never to use."
     )
+    reading: AssetId | None = Field(
+        default=None,
+        description="The asset the contact read last: it leads every step's topic (with the query, if any), is "
+        "never used, nor its translations, and its language is preferred when `language` is not given.",
+    )
     steps: JsonInt = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
 
 

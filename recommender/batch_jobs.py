@@ -249,7 +249,13 @@ class RecommendJob:
         self.parse(record)
 
     def parse(self, record: RawRecord) -> Contact:
-        return parse_contact(record, self.k, self.config.stage_signals)
+        contact = parse_contact(record, self.k, self.config.stage_signals)
+        reading = contact.request.reading
+        # Found here, an unknown asset is this row's problem, listed with the others', not the run's failure.
+        if reading is not None and self.recommender is not None and self.recommender.get(reading) is None:
+            problem = RecordProblem(record.source, record.location, "reading", f"no asset '{reading}' in the index")
+            raise RecordInvalid([problem])
+        return contact
 
     def process(self, items: Sequence[Contact]) -> list[dict[str, Any]]:
         if self.recommender is None:

@@ -19,7 +19,7 @@ from content_library.schema import Asset, Role, Segment, Stage
 from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
-from recommender.errors import IndexCorrupt, ModelError, RecommenderError, VersionChanged
+from recommender.errors import IndexCorrupt, ModelError, RecommenderError, UnknownReading, VersionChanged
 from recommender.features import ASSET_TYPES, FeatureTable, language_code
 from recommender.ranking import BuyerContext
 from recommender.signals import resolve_stage
@@ -195,14 +195,16 @@ class Recommender:
         query: str | None = None,
         language: str | None = None,
         exclude: Sequence[str] = (),
+        reading: str | None = None,
     ) -> list[tuple[Stage, RecommendedItem]]:
         """A nurture sequence: one asset per step, moving down the funnel from `stage`, never repeating.
 
         Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
-        remainder); a sequence starting at decision or retention continues into retention.
+        remainder); a sequence starting at decision or retention continues into retention. `reading`
+        is the asset the contact read last, as in `BuyerRequest`: it leads every step.
         """
         # Read as a request reads them: plain strings spelt any way, a language tag.
-        first = BuyerRequest(segment=segment, role=role, stage=stage, language=language, k=1)
+        first = BuyerRequest(segment=segment, role=role, stage=stage, language=language, reading=reading, k=1)
         stage = first.stage
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
@@ -335,15 +337,27 @@ class Recommender:
         stage, source = resolve_stage(
             request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
         )
+        state = snapshot.state
+        excluded = set(request.exclude) | also_exclude
+        language = language_code(request.language) if request.language else None
+        if request.reading is not None:
+            read_vector, read_language = self._reading(request.reading, snapshot, state)
+            query_vector = read_vector if query_vector is None else _unit(query_vector + read_vector)
+            excluded.add(request.reading)
+            # Shown already, in effect: its near-copies and translations pay as a sequence's earlier steps do.
+            seen = (
+                (read_vector[None, :], np.array([read_language]))
+                if seen is None
+                else (np.vstack([seen[0], read_vector]), np.append(seen[1], read_language))
+            )
+            language = read_language if language is None else language
         context = BuyerContext(
             segment=request.segment,
             stage=stage,
             role=request.role,
-            language=language_code(request.language) if request.language else None,
+            language=language,
             today=(self._today() - _EPOCH).days,
         )
-        state = snapshot.state
-        excluded = set(request.exclude) | also_exclude
         rows, vectors, similarity = self._candidates(snapshot, state, context, request, query_vector, excluded)
         features = snapshot.features_of(rows, state)
         if similarity is not None:
@@ -386,6 +400,14 @@ class Recommender:
         result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
+
+    def _reading(self, asset_id: str, snapshot: Snapshot, state: Any) -> tuple[np.ndarray, int]:
+        """The stored vector and the language code of the asset a buyer is reading."""
+        row = snapshot.row_of(asset_id, state)
+        if row is None:
+            raise UnknownReading(f"reading names no asset in the index ('{asset_id}'); give an indexed asset's id")
+        rows = np.array([row])
+        return snapshot.vectors_of(rows, state)[0], int(snapshot.features_of(rows, state).language[0])
 
     def _centred(
         self, similarity: np.ndarray, query_vector: np.ndarray, snapshot: Snapshot, features: FeatureTable
@@ -562,6 +584,10 @@ def single_blas_thread() -> None:
     (benchmarks/NOTES.md). The model's own threads (torch) and FAISS's are not BLAS's and keep theirs.
     """
     threadpool_limits(1, user_api="blas")
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 def _normal_query(query: str) -> str:

@@ -33,3 +33,7 @@ class UnknownSignal(RecommenderError):
 
 class AssetNotFound(RecommenderError):
     """No asset with that id is in the index."""
+
+
+class UnknownReading(RecommenderError):
+    """A request's `reading` names an asset that is not in the index."""

@@ -421,9 +421,10 @@ def _interval(
     return Interval(system, against, round(mean, 4), round(low, 4), round(high, 4), len(sample))
 
 
-def request_words(request: BuyerRequest) -> str:
-    """What a keyword or vector search gets of a request: its query and the words of its buyer fields."""
-    words = [request.query or "", request.segment.value]
+def request_words(request: BuyerRequest, reading_title: str = "") -> str:
+    """What a keyword or vector search gets of a request: its query, the title of the asset it is
+    reading, and the words of its buyer fields."""
+    words = [request.query or "", reading_title, request.segment.value]
     if request.role:
         words.append(request.role.value.replace("_", " "))
     if request.stage:
@@ -471,7 +472,9 @@ def evaluate(
     for item in requests:
         request = item.request.model_copy(update={"k": k})
         grades = qrels.get(item.qid, {})
-        words = request_words(request)
+        reading = stored.get(request.reading) if request.reading else None
+        words = request_words(request, reading[0].title if reading else "")
+        excluded = (*request.exclude, request.reading) if request.reading else request.exclude
         stage, source = resolve_stage(
             request.segment, request.stage, request.signals, config.stage_signals, config.default_stage
         )
@@ -479,12 +482,12 @@ def evaluate(
         ranked = {
             "engine": [i.id for i in recommender.recommend(request).items],
             **{name: [i.id for i in other.recommend(request).items] for name, other in compare.items()},
-            "bm25": _top(bm25.get_scores(_tokens(words)), ids, k, request.exclude),
-            "dense": _top(similarity, ids, k, request.exclude),
+            "bm25": _top(bm25.get_scores(_tokens(words)), ids, k, excluded),
+            "dense": _top(similarity, ids, k, excluded),
         }
         if curated:
             fits = [request.segment.value in segments and stage.value in stages for segments, stages in labels_of]
-            ranked["dense+labels"] = _top(similarity, ids, k, request.exclude, fits)
+            ranked["dense+labels"] = _top(similarity, ids, k, excluded, fits)
         for name, found in ranked.items():
             systems[name].ranked[item.qid] = found
             systems[name].ndcg[item.qid] = ndcg_at_k(found, grades, k)

@@ -355,6 +355,17 @@ class Snapshot:
             for row in rows.tolist()
         ]
 
+    def row_of(self, asset_id: str, state: _Delta | None = None) -> int | None:
+        """The row holding `asset_id` in `state`, or None when the asset is not there."""
+        state = state or self.state
+        if asset_id in state.delta_rows:
+            return self.base_count + state.delta_rows[asset_id]
+        found = self._connection().execute("SELECT row FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        # A row of None is an asset written after the build and not yet in this state.
+        if found is None or found[0] is None or state.dead[found[0]]:
+            return None
+        return int(found[0])
+
     def is_living(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
         """Whether each row still holds a current asset (not rewritten or deleted since)."""
         state = state or self.state

@@ -79,6 +79,11 @@ class BuyerRequest(BaseModel):
     exclude: tuple[AssetId, ...] = Field(
         default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."
     )
+    reading: AssetId | None = Field(
+        default=None,
+        description="The asset the buyer is reading (or read last): its meaning stands in for a query, or joins "
+        "the query; it and its translations are left out; its language is preferred when `language` is not given.",
+    )
     asset_types: tuple[AssetTypeName, ...] = Field(
         default=(),
         max_length=len(AssetType),

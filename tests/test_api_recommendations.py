@@ -9,7 +9,9 @@ from recommender.types import MAX_K
 
 #: Stands for the configured buying signals (recommender/data/stage_signals.toml) in expectations.
 SIGNALS = "<the configured signals>"
-REQUEST_FIELDS = ["segment", "role", "stage", "signals", "query", "language", "exclude", "asset_types", "k", "explain"]
+REQUEST_FIELDS = [
+    *("segment", "role", "stage", "signals", "query", "language", "exclude", "reading", "asset_types", "k", "explain")
+]
 
 
 def test_recommendations_are_the_engines_ranking_with_the_documented_fields(api_client, recommender: Recommender):
@@ -81,6 +83,28 @@ def test_excluded_assets_and_asset_types_are_respected(api_client):
     items = api_client.post("/v1/recommendations", json=body).get_json()["items"]
 
     assert {item["id"] for item in items} == {"ent-cons-2", "ent-ret-1"}
+
+
+def test_the_asset_a_visitor_is_reading_is_the_engines_reading_and_never_shown(api_client, recommender: Recommender):
+    body = {"segment": "enterprise", "stage": "decision", "reading": "ent-dec-1", "k": 5}
+
+    response = api_client.post("/v1/recommendations", json=body)
+
+    assert response.status_code == 200, response.get_json()
+    returned = [item["id"] for item in response.get_json()["items"]]
+    assert returned == [item.id for item in recommender.recommend(BuyerRequest(**body)).items]
+    assert "ent-dec-1" not in returned
+
+
+def test_reading_an_asset_not_in_the_index_gets_404_naming_the_field(api_client):
+    response = api_client.post("/v1/recommendations", json={"segment": "smb", "reading": "no-such-asset"})
+
+    assert response.status_code == 404
+    assert response.get_json()["error"] == {
+        "status": 404,
+        "message": "reading names no asset in the index ('no-such-asset'); give an indexed asset's id",
+        "fields": [{"field": "reading", "problem": "no asset with this id"}],
+    }
 
 
 def test_segment_role_stage_and_signals_may_be_written_as_a_crm_writes_them(api_client):
@@ -232,18 +256,21 @@ def test_a_bad_request_in_a_batch_fails_alone_with_its_own_error(api_client, rec
         {"id": "bad-signal", "segment": "smb", "signals": ["pricing_page"]},
         "not an object",
         {"id": "good-2", "segment": "enterprise", "k": 1},
+        {"id": "bad-reading", "segment": "smb", "reading": "no-such-asset"},
     ]
 
     results = api_client.post("/v1/recommendations/batch", json={"requests": requests}).get_json()["results"]
 
-    assert [r.get("id") for r in results] == ["good-1", "bad-segment", "bad-signal", None, "good-2"]
+    assert [r.get("id") for r in results] == ["good-1", "bad-segment", "bad-signal", None, "good-2", "bad-reading"]
     assert [("result" in r, r.get("error", {}).get("status")) for r in results] == [
         (True, None),
         (False, 422),
         (False, 422),
         (False, 422),
         (True, None),
+        (False, 404),
     ]
+    assert results[5]["error"]["fields"][0]["field"] == "reading"
     assert results[1]["error"]["fields"][0]["field"] == "segment"
     assert results[2]["error"]["fields"][0] == {
         "field": "signals",
@@ -303,6 +330,23 @@ def test_a_sequence_moves_down_the_funnel_without_repeating_an_asset(api_client,
     assert len(set(ids)) == len(ids)
     assert all(sum(s["item"]["reasons"].values()) == pytest.approx(s["item"]["score"], abs=1e-5) for s in steps)
     assert data["index_version"] == recommender.version
+
+
+def test_a_sequence_after_a_read_asset_never_uses_it(api_client, small_library):
+    body = {"segment": "enterprise", "stage": "awareness", "steps": len(small_library), "reading": "ent-dec-1"}
+
+    steps = api_client.post("/v1/sequences", json=body).get_json()["steps"]
+
+    assert {s["item"]["id"] for s in steps} == {a.id for a in small_library} - {"ent-dec-1"}
+
+
+def test_a_sequence_after_an_asset_not_in_the_index_gets_404_naming_the_field(api_client):
+    body = {"segment": "smb", "stage": "awareness", "steps": 3, "reading": "no-such-asset"}
+
+    response = api_client.post("/v1/sequences", json=body)
+
+    assert response.status_code == 404
+    assert [f["field"] for f in response.get_json()["error"]["fields"]] == ["reading"]
 
 
 def test_a_sequence_is_shorter_when_the_library_runs_out(api_client, small_library):

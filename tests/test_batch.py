@@ -447,6 +447,19 @@ def test_each_contact_gets_the_engines_recommendation(
         assert row["index_version"] == recommender.version
 
 
+def test_a_contact_with_the_asset_they_read_last_gets_the_engines_recommendation_after_it(
+    tmp_path: Path, recommender: Recommender
+) -> None:
+    from recommender.types import BuyerRequest
+
+    contact = {"contact_id": "c1", "segment": "enterprise", "reading": "helmdesk-0001"}
+    recommend(write_rows(tmp_path / "contacts.csv", [contact]), tmp_path / "out.jsonl", recommender)
+
+    expected = recommender.recommend(BuyerRequest(segment="enterprise", reading="helmdesk-0001"))
+    assert read_jsonl(tmp_path / "out.jsonl")[0]["asset_ids"] == [item.id for item in expected.items]
+    assert "helmdesk-0001" not in read_jsonl(tmp_path / "out.jsonl")[0]["asset_ids"]
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".parquet"])
 def test_contacts_read_from_every_format_get_the_same_recommendations(
     tmp_path: Path, batch_contacts: list[dict], recommender: Recommender, suffix: str
@@ -496,6 +509,7 @@ def test_bad_contacts_are_reported_with_line_and_field(tmp_path: Path, recommend
         {"contact_id": "c3", "segment": "smb", "signals": "site_visit|fax_received"},
         {"segment": "enterprise"},
         {"contact_id": "c5", "segment": "enterprise", "k": 500},
+        {"contact_id": "c6", "segment": "smb", "reading": "no-such-asset"},
     ]
     reported = []
 
@@ -512,10 +526,12 @@ def test_bad_contacts_are_reported_with_line_and_field(tmp_path: Path, recommend
         ("line 3", "signals"),
         ("line 4", "contact_id"),
         ("line 5", "k"),
+        ("line 6", "reading"),
     ]
     assert reported[0].message == "'midmarket' is not one of enterprise, smb"
     assert reported[1].message.startswith("unknown buying signal 'fax_received'; known signals are site_visit, ")
-    assert (summary.read, summary.written, summary.skipped) == (5, 1, 4)
+    assert reported[4].message == "no asset 'no-such-asset' in the index"
+    assert (summary.read, summary.written, summary.skipped) == (6, 1, 5)
 
 
 def test_a_resumed_run_ranks_against_the_date_the_run_started(

@@ -116,6 +116,22 @@ def test_recommend_filters_by_repeated_asset_types(index_dir: Path, hash_model):
     assert sorted(item["id"] for item in json.loads(result.output)["items"]) == ["smb-dec-1", "smb-dec-2"]
 
 
+def test_recommend_after_the_asset_being_read_never_lists_it(index_dir: Path, hash_model):
+    result = recommend(index_dir, "--segment", "enterprise", "--reading", "ent-dec-1", "--json")
+
+    assert result.exit_code == 0, result.output
+    listed = [item["id"] for item in json.loads(result.output)["items"]]
+    assert listed == [item.id for item in in_process(index_dir, segment="enterprise", reading="ent-dec-1").items]
+    assert "ent-dec-1" not in listed
+
+
+def test_reading_an_asset_not_in_the_index_fails_with_one_line(index_dir: Path, hash_model):
+    result = recommend(index_dir, "--segment", "smb", "--reading", "no-such-asset")
+
+    assert result.exit_code == 1
+    assert result.output == "Error: reading names no asset in the index ('no-such-asset'); give an indexed asset's id\n"
+
+
 def test_recommend_reads_ranking_overrides_from_config(index_dir: Path, hash_model, tmp_path: Path):
     config = tmp_path / "ranking.toml"
     config.write_text("[weights]\nfreshness = 0.0\n", encoding="utf-8")

@@ -218,6 +218,12 @@ def test_the_baselines_get_the_query_and_the_words_of_segment_role_stage_and_sig
     assert request_words(BuyerRequest(segment="smb")) == "smb"
 
 
+def test_the_baselines_get_the_title_of_the_asset_being_read_after_the_query():
+    request = BuyerRequest(segment="smb", query="sso", reading="a1")
+
+    assert request_words(request, "Single sign-on in a day") == "sso Single sign-on in a day smb"
+
+
 # -- evaluate(): the engine and the baselines in one run ---------------------------------------------------------
 
 
@@ -293,6 +299,15 @@ def test_the_baselines_honour_the_exclude_list_too(report):
         "dense": 0.0,
         "dense+labels": 0.0,
     }
+
+
+def test_no_system_lists_the_asset_being_read(recommender: Recommender):
+    request = EvalRequest("q5", BuyerRequest(segment="enterprise", reading="ent-cons-2"))
+
+    report = evaluate(recommender, [request], {"q5": {"ent-cons-2": 3}})
+
+    assert {name: scores.ndcg["q5"] for name, scores in report.systems.items()} == dict.fromkeys(report.systems, 0.0)
+    assert all(scores.ranked["q5"] for scores in report.systems.values())
 
 
 def test_evaluate_breaks_the_requests_down_by_segment_stage_source_language_and_query(report):

@@ -24,7 +24,7 @@ from content_library.schema import AssetType, Role, Segment, Stage
 from recommender.build import build_index, compact
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
-from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownSignal
+from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownReading, UnknownSignal
 from recommender.store import IndexStore
 from recommender.types import BuyerRequest, LabelSource, RecommendationResult, RecommendedItem, StageSource
 
@@ -358,6 +358,60 @@ def test_in_a_sequence_the_translation_of_an_earlier_step_pays_the_full_penalty(
     assert paid["approval-id"] == -drifted_translation.config.diversity
 
 
+# -- the asset the buyer is reading ------------------------------------------------------------------------
+
+
+def test_the_asset_being_read_is_never_returned(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="enterprise", reading="e-co-fin-approval", k=36))
+
+    assert "e-co-fin-approval" not in ids(result)
+    assert len(result.items) == 35
+
+
+def test_without_a_query_the_read_assets_topic_leads_the_list(engine: Recommender):
+    request = BuyerRequest(segment="enterprise", stage="consideration", reading="e-co-it-erp")
+
+    assert meta(ids(engine.recommend(request))[0])["topic"] == "erp"
+
+
+def test_the_translation_of_the_read_asset_pays_the_full_diversity_penalty(engine: Recommender):
+    request = BuyerRequest(segment="enterprise", stage="decision", reading="e-de-it-security", k=36)
+
+    assert penalties(engine.recommend(request).items)["e-de-it-security-de"] == -engine.config.diversity
+
+
+def test_a_query_and_the_read_asset_both_lead(engine: Recommender):
+    request = BuyerRequest(segment="smb", stage="decision", query="plans prices", reading="e-co-it-erp", k=4)
+
+    assert {"pricing", "erp"} <= {meta(i)["topic"] for i in ids(engine.recommend(request))}
+
+
+def test_the_read_assets_language_is_preferred_when_the_request_gives_none(engine: Recommender):
+    items = engine.recommend(BuyerRequest(segment="smb", reading="e-re-it-erp", k=36)).items
+
+    bonus = {item.asset.language: item.reasons["language"] for item in items}
+    assert bonus == {"de": engine.config.weights.language, "en": 0.0, "id": 0.0}
+
+
+def test_a_given_language_wins_over_the_read_assets(engine: Recommender):
+    items = engine.recommend(BuyerRequest(segment="smb", reading="e-re-it-erp", language="id", k=36)).items
+
+    assert {item.asset.language for item in items if item.reasons["language"] > 0} == {"id"}
+
+
+def test_reading_an_asset_not_in_the_index_is_an_error_naming_the_field(engine: Recommender):
+    with pytest.raises(UnknownReading, match=r"reading names no asset in the index \('no-such-asset'\)"):
+        engine.recommend(BuyerRequest(segment="smb", reading="no-such-asset"))
+
+
+def test_a_sequence_after_a_read_asset_never_uses_it_and_starts_on_its_topic(engine: Recommender):
+    sequence = engine.sequence("enterprise", "consideration", 4, reading="e-co-it-erp")
+
+    chosen = [item.id for _, item in sequence]
+    assert "e-co-it-erp" not in chosen
+    assert meta(chosen[0])["topic"] == "erp"
+
+
 # -- a model's lean towards the query's language -----------------------------------------------------------
 
 
@@ -648,6 +702,7 @@ requests = st.builds(
     | st.lists(st.sampled_from(" ".join(TOPICS.values()).split()), min_size=1, max_size=4).map(" ".join),
     language=st.none() | st.sampled_from(["en", "de", "id", "fr"]),
     exclude=st.lists(st.sampled_from(IDS), max_size=30, unique=True).map(tuple),
+    reading=st.none() | st.sampled_from(IDS),
     asset_types=st.lists(st.sampled_from(list(AssetType)), max_size=3, unique=True).map(tuple),
     k=st.integers(min_value=1, max_value=40),
 )
@@ -656,7 +711,9 @@ PROPERTY = settings(max_examples=40, deadline=None)
 
 def eligible(request: BuyerRequest) -> set[str]:
     types = {t.value for t in request.asset_types}
-    return {i for i in IDS if i not in request.exclude and (not types or meta(i)["type"] in types)}
+    return {
+        i for i in IDS if i not in request.exclude and i != request.reading and (not types or meta(i)["type"] in types)
+    }
 
 
 @PROPERTY
@@ -761,6 +818,16 @@ def test_a_deleted_asset_is_never_recommended_again(recommender: Recommender):
     assert "smb-dec-1" not in ids(recommender.recommend(request))
     assert len(recommender.recommend(request).items) == 11
     assert recommender.get("smb-dec-1") is None
+
+
+def test_an_asset_written_since_the_build_can_be_read_and_a_deleted_one_cannot(recommender: Recommender):
+    recommender.upsert([newcomer()])
+    result = recommender.recommend(BuyerRequest(segment="smb", reading="new-payroll-1"))
+    recommender.delete(["new-payroll-1"])
+
+    assert "new-payroll-1" not in ids(result)
+    with pytest.raises(UnknownReading):
+        recommender.recommend(BuyerRequest(segment="smb", reading="new-payroll-1"))
 
 
 def test_deleting_an_unknown_id_deletes_nothing(recommender: Recommender):

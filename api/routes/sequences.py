@@ -25,6 +25,7 @@ def sequence() -> dict[str, Any]:
         query=request.query,
         language=request.language,
         exclude=request.exclude,
+        reading=request.reading,
     )
     return to_json(
         SequenceResponse(
