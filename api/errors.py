@@ -74,7 +74,7 @@ def engine_error(exc: RecommenderError) -> ApiError:
         return ApiError(422, "invalid request: check signals", [field])
     if isinstance(exc, UnknownReading):
         # As for any id that names no asset: the request is well formed, the asset is not there (yet).
-        return ApiError(404, _clip(str(exc)), [ErrorField(field="reading", problem="no asset with this id")])
+        return ApiError(404, _clip(str(exc)), [ErrorField(field="reading", problem="no asset with this id or URL")])
     if isinstance(exc, ModelError):
         # Per request this means an asset lacks curated labels and no tagger is loaded to predict them.
         return ApiError(422, str(exc))

@@ -226,8 +226,10 @@ EXAMPLES: dict[str, dict[str, Example]] = {
             response={
                 "error": {
                     "status": 404,
-                    "message": "reading names no asset in the index ('ledgerly-9999'); give an indexed asset's id",
-                    "fields": [{"field": "reading", "problem": "no asset with this id"}],
+                    "message": (
+                        "reading names no asset in the index ('ledgerly-9999'); give an indexed asset's id or URL"
+                    ),
+                    "fields": [{"field": "reading", "problem": "no asset with this id or URL"}],
                 },
                 "request_id": "5f0c2e7a9d4b4e1c",
             },

@@ -30,6 +30,7 @@ from recommender.types import (
     MAX_QUERY_CHARS,
     AssetId,
     AssetLabels,
+    AssetRef,
     BuyerRequest,
     FieldLabels,
     RecommendationResult,
@@ -128,13 +129,13 @@ class SequenceRequest(BaseModel):
         default=None, description="Preferred content language (ISO 639-1; de-DE counts as de, and so does German)."
     )
     # The engine excludes each chosen asset from later steps within its 10,000-id limit.
-    exclude: tuple[AssetId, ...] = Field(
-        default=(), max_length=10_000 - MAX_STEPS, description="Asset ids never to use."
+    exclude: tuple[AssetRef, ...] = Field(
+        default=(), max_length=10_000 - MAX_STEPS, description="Assets never to use, by id or URL."
     )
-    reading: AssetId | None = Field(
+    reading: AssetRef | None = Field(
         default=None,
-        description="The asset the contact read last: it leads every step's topic (with the query, if any), is "
-        "never used, nor its translations, and its language is preferred when `language` is not given.",
+        description="The asset the contact read last, by id or URL: it leads every step's topic (with the query, "
+        "if any), is never used, nor its translations, and its language is preferred when `language` is not given.",
     )
     steps: JsonInt = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
 

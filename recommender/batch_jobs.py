@@ -252,7 +252,7 @@ class RecommendJob:
         contact = parse_contact(record, self.k, self.config.stage_signals)
         reading = contact.request.reading
         # Found here, an unknown asset is this row's problem, listed with the others', not the run's failure.
-        if reading is not None and self.recommender is not None and self.recommender.get(reading) is None:
+        if reading is not None and self.recommender is not None and self.recommender.snapshot.row_of(reading) is None:
             problem = RecordProblem(record.source, record.location, "reading", f"no asset '{reading}' in the index")
             raise RecordInvalid([problem])
         return contact

@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from content_library.schema import Asset, Role, Segment, Stage
+from content_library.urls import is_url
 from recommender import ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
@@ -338,12 +339,12 @@ class Recommender:
             request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
         )
         state = snapshot.state
-        excluded = set(request.exclude) | also_exclude
+        excluded = snapshot.resolve(request.exclude, state) | also_exclude
         language = language_code(request.language) if request.language else None
         if request.reading is not None:
-            read_vector, read_language = self._reading(request.reading, snapshot, state)
+            read_id, read_vector, read_language = self._reading(request.reading, snapshot, state)
             query_vector = read_vector if query_vector is None else _unit(query_vector + read_vector)
-            excluded.add(request.reading)
+            excluded.add(read_id)
             # Shown already, in effect: its near-copies and translations pay as a sequence's earlier steps do.
             seen = (
                 (read_vector[None, :], np.array([read_language]))
@@ -401,13 +402,17 @@ class Recommender:
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
 
-    def _reading(self, asset_id: str, snapshot: Snapshot, state: Any) -> tuple[np.ndarray, int]:
-        """The stored vector and the language code of the asset a buyer is reading."""
-        row = snapshot.row_of(asset_id, state)
+    def _reading(self, ref: str, snapshot: Snapshot, state: Any) -> tuple[str, np.ndarray, int]:
+        """The id, stored vector and language code of the asset a buyer is reading (named by id or URL)."""
+        row = snapshot.row_of(ref, state)
         if row is None:
-            raise UnknownReading(f"reading names no asset in the index ('{asset_id}'); give an indexed asset's id")
+            hint = "give an indexed asset's id or URL"
+            if is_url(ref) and snapshot.url_index is None:
+                hint = "this index predates finding assets by URL: run `recommender compact` to add it"
+            raise UnknownReading(f"reading names no asset in the index ('{ref}'); {hint}")
         rows = np.array([row])
-        return snapshot.vectors_of(rows, state)[0], int(snapshot.features_of(rows, state).language[0])
+        language = int(snapshot.features_of(rows, state).language[0])
+        return snapshot.ids_of(rows, state)[0], snapshot.vectors_of(rows, state)[0], language
 
     def _centred(
         self, similarity: np.ndarray, query_vector: np.ndarray, snapshot: Snapshot, features: FeatureTable

@@ -472,9 +472,10 @@ def evaluate(
     for item in requests:
         request = item.request.model_copy(update={"k": k})
         grades = qrels.get(item.qid, {})
-        reading = stored.get(request.reading) if request.reading else None
-        words = request_words(request, reading[0].title if reading else "")
-        excluded = (*request.exclude, request.reading) if request.reading else request.exclude
+        row = snapshot.row_of(request.reading) if request.reading else None
+        read = snapshot.ids_of(np.array([row]))[0] if row is not None else None
+        words = request_words(request, stored[read][0].title if read in stored else "")
+        excluded = snapshot.resolve(request.exclude) | ({read} if read else set())
         stage, source = resolve_stage(
             request.segment, request.stage, request.signals, config.stage_signals, config.default_stage
         )
@@ -510,11 +511,10 @@ def _bm25(texts: Sequence[str]):
 
 
 def _top(
-    scores: np.ndarray, ids: Sequence[str], k: int, exclude: Sequence[str], allowed: Sequence[bool] | None = None
+    scores: np.ndarray, ids: Sequence[str], k: int, excluded: set[str], allowed: Sequence[bool] | None = None
 ) -> list[str]:
     """The k best-scoring ids, leaving out excluded ones and, with `allowed`, those it marks False."""
     order = np.argsort(-np.asarray(scores), kind="stable")
-    excluded = set(exclude)
     return [ids[i] for i in order if ids[i] not in excluded and (allowed is None or allowed[i])][:k]
 
 

@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 
 from content_library.schema import Asset, AssetType
+from content_library.urls import is_url
 from recommender import ann
 from recommender.errors import IndexCorrupt
 from recommender.features import FeatureTable
@@ -32,10 +33,12 @@ from recommender.store import (
     NEIGHBOUR_MEANS,
     NEIGHBOURS,
     TYPE_MEANS,
+    URL_INDEX,
     VECTORS,
     IndexStore,
     Manifest,
     connect,
+    url_hash,
 )
 from recommender.store import vector_from_blob as _vector
 from recommender.types import AssetLabels
@@ -61,6 +64,7 @@ class _Delta:
     neighbours: np.ndarray  # (m, k) int32 rows, -1 padded
     superseded: np.ndarray  # (m,) bool: delta rows since rewritten or deleted
     delta_rows: dict[str, int]  # id -> delta row (0-based) of every current asset in the delta
+    url_hashes: np.ndarray  # (m,) uint64: `url_hash` of each delta row's URL
     living: np.ndarray  # (n,) int64, read-only: every row holding a current asset
     renumberings: int = 0  # times superseded rows were dropped: delta row numbers hold between two
 
@@ -99,6 +103,7 @@ class Snapshot:
             else None
         )
         self.features = FeatureTable.load(folder / FEATURES, self.manifest.asset_count)
+        self.url_index = _load_url_index(folder / URL_INDEX, self.manifest)
         # The library's statistics as built: rows written since do not update them, a rebuild does.
         self.language_means, self.language_counts = _group_statistics(
             folder / LANGUAGE_MEANS, self.manifest, self.features.language, "language codes"
@@ -124,6 +129,7 @@ class Snapshot:
             neighbours=np.zeros((0, self.neighbours.shape[1]), np.int32),
             superseded=np.zeros(0, dtype=bool),
             delta_rows={},
+            url_hashes=np.zeros(0, np.uint64),
             living=_living(np.zeros(self.base_count, dtype=bool), np.zeros(0, dtype=bool)),
         )
         try:
@@ -194,6 +200,9 @@ class Snapshot:
                 neighbours=old.neighbours,
                 superseded=superseded,
                 delta_rows=delta_rows,
+                url_hashes=np.concatenate(
+                    [old.url_hashes, np.array([url_hash(a.url) for a in fresh_assets], dtype=np.uint64)]
+                ),
                 living=_living(dead, superseded),
                 renumberings=old.renumberings,
             )
@@ -238,6 +247,7 @@ class Snapshot:
             neighbours=neighbours,
             superseded=superseded,
             delta_rows={asset_id: j for j, asset_id in enumerate(ids)},
+            url_hashes=state.url_hashes[keep],
             living=_living(state.dead, superseded),
             renumberings=state.renumberings + 1,
         )
@@ -356,8 +366,12 @@ class Snapshot:
         ]
 
     def row_of(self, asset_id: str, state: _Delta | None = None) -> int | None:
-        """The row holding `asset_id` in `state`, or None when the asset is not there."""
+        """The row holding the asset `asset_id` names (an id, or a URL: the first asset at that address) in
+        `state`, or None when there is none."""
         state = state or self.state
+        if is_url(asset_id):
+            rows = self.rows_of_url(asset_id, state)
+            return int(rows[0]) if len(rows) else None
         if asset_id in state.delta_rows:
             return self.base_count + state.delta_rows[asset_id]
         found = self._connection().execute("SELECT row FROM assets WHERE id = ?", (asset_id,)).fetchone()
@@ -365,6 +379,29 @@ class Snapshot:
         if found is None or found[0] is None or state.dead[found[0]]:
             return None
         return int(found[0])
+
+    def rows_of_url(self, url: str, state: _Delta | None = None) -> np.ndarray:
+        """The rows of the current assets at the address `url`, however it is written
+        (`content_library.urls.url_key`), in row order."""
+        state = state or self.state
+        key = np.uint64(url_hash(url))
+        found = [self.base_count + np.flatnonzero((state.url_hashes == key) & ~state.superseded)]
+        if self.url_index is not None:
+            hashes, rows = self.url_index
+            base = rows[np.searchsorted(hashes, key, "left") : np.searchsorted(hashes, key, "right")].astype(np.int64)
+            found.insert(0, np.sort(base[~state.dead[base]]))
+        return np.concatenate(found)
+
+    def resolve(self, refs: Sequence[str], state: _Delta | None = None) -> set[str]:
+        """The ids of the assets `refs` name: an id stands for itself, a URL for the assets at that address."""
+        state = state or self.state
+        ids = set(refs)
+        # Ids never hold a '/': a visitor's ten thousand seen ids are not parsed one by one.
+        urls = [ref for ref in ids if "/" in ref and is_url(ref)]
+        if urls:
+            ids.difference_update(urls)
+            ids.update(self.ids_of(np.concatenate([self.rows_of_url(url, state) for url in urls]), state))
+        return ids
 
     def is_living(self, rows: np.ndarray, state: _Delta | None = None) -> np.ndarray:
         """Whether each row still holds a current asset (not rewritten or deleted since)."""
@@ -532,6 +569,18 @@ def _group_statistics(
             f"first {what}, of {manifest.dimension} dimensions; rebuild the index"
         )
     return means, counts
+
+
+def _load_url_index(path: Path, manifest: Manifest) -> np.ndarray | None:
+    if path.name not in manifest.files:
+        return None  # written before the file existed: only later writes are found by URL
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexCorrupt(f"{path} cannot be read: {exc}") from exc
+    if array.shape != (2, manifest.asset_count) or array.dtype != np.uint64:
+        raise IndexCorrupt(f"{path} is not a URL index of {manifest.asset_count} assets; rebuild the index")
+    return np.asarray(array)
 
 
 def _load_rows(path: Path, n: int) -> np.ndarray:

@@ -16,6 +16,9 @@ Layout::
                                absent in indexes written before it existed, which rank uncentred)
         type_means.npy         asset type -> the mean vector of that type's rows (float32; absent in
                                indexes written before it existed, which rank uncentred by type)
+        url_index.npy          the assets' URL hashes sorted, over the rows they belong to (uint64, 2 x n):
+                               finds an asset by its address (absent in indexes written before it
+                               existed, which find by URL only the assets written since)
         features/*.npy         row -> label confidences, type, language, date (see features.py)
         assets.sqlite          every asset with its labels; assets written after the build carry
                                their vector, and `changes` logs each write in order
@@ -44,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from content_library.schema import Asset, AssetType
+from content_library.urls import url_key
 from recommender import ann
 from recommender.errors import AssetNotFound, IndexCorrupt, IndexNotFound, VersionChanged
 from recommender.features import FeatureTable, language_count
@@ -57,9 +61,10 @@ NEIGHBOURS = "neighbours.npy"
 NEIGHBOUR_MEANS = "neighbour_means.npy"
 LANGUAGE_MEANS = "language_means.npy"
 TYPE_MEANS = "type_means.npy"
+URL_INDEX = "url_index.npy"
 #: Files added after the format's first release: a version written before one of them loads and ranks
 #: without what it carries, until a build or `compact` writes a new version.
-LATER_FILES = (NEIGHBOUR_MEANS, LANGUAGE_MEANS, TYPE_MEANS)
+LATER_FILES = (NEIGHBOUR_MEANS, LANGUAGE_MEANS, TYPE_MEANS, URL_INDEX)
 FEATURES = "features"
 DATABASE = "assets.sqlite"
 #: Versions kept on disk after a switch: a worker still serving an older one keeps working.
@@ -255,6 +260,7 @@ class IndexStore:
             np.save(tmp / LANGUAGE_MEANS, language_means, allow_pickle=False)
             type_means = ann.group_means(vectors, features.asset_type, len(AssetType))
             np.save(tmp / TYPE_MEANS, type_means, allow_pickle=False)
+            np.save(tmp / URL_INDEX, url_index([a.url for a in assets]), allow_pickle=False)
             _write_database(tmp / DATABASE, assets, labels)
             files = [
                 tmp / VECTORS,
@@ -263,6 +269,7 @@ class IndexStore:
                 tmp / NEIGHBOUR_MEANS,
                 tmp / LANGUAGE_MEANS,
                 tmp / TYPE_MEANS,
+                tmp / URL_INDEX,
                 *sorted((tmp / FEATURES).glob("*.npy")),
             ]
             manifest = Manifest(
@@ -412,6 +419,18 @@ def vector_blob(vector: np.ndarray) -> bytes:
 
 def vector_from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def url_hash(url: str) -> int:
+    """64 bits of the page's `url_key`: one number for every way of writing one address."""
+    return int.from_bytes(hashlib.blake2b(url_key(url).encode(), digest_size=8).digest(), "little")
+
+
+def url_index(urls: Sequence[str]) -> np.ndarray:
+    """(2, n) uint64: the URLs' hashes sorted, and under each the row it belongs to (a binary search finds one)."""
+    hashes = np.fromiter((url_hash(u) for u in urls), dtype=np.uint64, count=len(urls))
+    order = np.argsort(hashes, kind="stable")
+    return np.stack([hashes[order], order.astype(np.uint64)])
 
 
 def _label_column(labels: Sequence[str]) -> str:

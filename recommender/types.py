@@ -24,6 +24,8 @@ MAX_QUERY_CHARS = 1000
 MAX_LIST_ITEMS = 200
 
 AssetId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: An asset named by its id or by its address (http or https, however a browser or a campaign link writes it).
+AssetRef = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class LabelSource(StrEnum):
@@ -76,13 +78,14 @@ class BuyerRequest(BaseModel):
         description="Preferred content language, others being a fallback: an ISO 639-1 code, a tag (de-DE counts "
         "as de), a name (German, Deutsch) or a browser's Accept-Language header (its preferred language).",
     )
-    exclude: tuple[AssetId, ...] = Field(
-        default=(), max_length=10_000, description="Asset ids never to return (e.g. already seen)."
+    exclude: tuple[AssetRef, ...] = Field(
+        default=(), max_length=10_000, description="Assets never to return (e.g. already seen), by id or URL."
     )
-    reading: AssetId | None = Field(
+    reading: AssetRef | None = Field(
         default=None,
-        description="The asset the buyer is reading (or read last): its meaning stands in for a query, or joins "
-        "the query; it and its translations are left out; its language is preferred when `language` is not given.",
+        description="The asset the buyer is reading (or read last), by id or URL: its meaning stands in for a "
+        "query, or joins the query; it and its translations are left out; its language is preferred when "
+        "`language` is not given.",
     )
     asset_types: tuple[AssetTypeName, ...] = Field(
         default=(),

@@ -96,14 +96,26 @@ def test_the_asset_a_visitor_is_reading_is_the_engines_reading_and_never_shown(a
     assert "ent-dec-1" not in returned
 
 
+def test_a_site_may_name_the_page_being_read_and_the_pages_seen_by_url(api_client, small_library):
+    urls = {asset.id: asset.url for asset in small_library}
+    by_id = {"segment": "enterprise", "reading": "ent-dec-1", "exclude": ["ent-cons-2"], "k": 5}
+    by_url = by_id | {"reading": urls["ent-dec-1"] + "?utm_source=newsletter", "exclude": [urls["ent-cons-2"] + "/"]}
+
+    answer = api_client.post("/v1/recommendations", json=by_url)
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["items"] == api_client.post("/v1/recommendations", json=by_id).get_json()["items"]
+    assert {"ent-dec-1", "ent-cons-2"}.isdisjoint(item["id"] for item in answer.get_json()["items"])
+
+
 def test_reading_an_asset_not_in_the_index_gets_404_naming_the_field(api_client):
     response = api_client.post("/v1/recommendations", json={"segment": "smb", "reading": "no-such-asset"})
 
     assert response.status_code == 404
     assert response.get_json()["error"] == {
         "status": 404,
-        "message": "reading names no asset in the index ('no-such-asset'); give an indexed asset's id",
-        "fields": [{"field": "reading", "problem": "no asset with this id"}],
+        "message": "reading names no asset in the index ('no-such-asset'); give an indexed asset's id or URL",
+        "fields": [{"field": "reading", "problem": "no asset with this id or URL"}],
     }
 
 

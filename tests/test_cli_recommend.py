@@ -129,7 +129,10 @@ def test_reading_an_asset_not_in_the_index_fails_with_one_line(index_dir: Path, 
     result = recommend(index_dir, "--segment", "smb", "--reading", "no-such-asset")
 
     assert result.exit_code == 1
-    assert result.output == "Error: reading names no asset in the index ('no-such-asset'); give an indexed asset's id\n"
+    assert (
+        result.output
+        == "Error: reading names no asset in the index ('no-such-asset'); give an indexed asset's id or URL\n"
+    )
 
 
 def test_recommend_reads_ranking_overrides_from_config(index_dir: Path, hash_model, tmp_path: Path):

@@ -147,6 +147,7 @@ CHECKED_FILES = [
     "neighbour_means.npy",
     "language_means.npy",
     "type_means.npy",
+    "url_index.npy",
     "features/segments.npy",
     "features/stages.npy",
     "features/roles.npy",

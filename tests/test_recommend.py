@@ -404,6 +404,40 @@ def test_reading_an_asset_not_in_the_index_is_an_error_naming_the_field(engine: 
         engine.recommend(BuyerRequest(segment="smb", reading="no-such-asset"))
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "https://example.com/e-de-it-security",
+        "http://www.Example.com/e-de-it-security/",
+        "https://example.com/e-de-it-security?utm_source=newsletter&utm_medium=email#pricing",
+    ],
+)
+def test_an_asset_is_excluded_by_its_url_however_a_browser_writes_it(engine: Recommender, written: str):
+    request = BuyerRequest(segment="enterprise", role="it", stage="decision", query="security sso audit", k=3)
+    assert "e-de-it-security" in ids(engine.recommend(request))
+
+    excluded = engine.recommend(request.model_copy(update={"exclude": (written,)}))
+
+    assert "e-de-it-security" not in ids(excluded)
+
+
+def test_the_asset_being_read_may_be_named_by_its_url(engine: Recommender):
+    by_id = engine.recommend(BuyerRequest(segment="enterprise", reading="e-co-it-erp"))
+    by_url = engine.recommend(BuyerRequest(segment="enterprise", reading="https://www.example.com/e-co-it-erp/"))
+
+    assert ids(by_url) == ids(by_id)
+
+
+def test_a_url_no_asset_has_is_an_error_when_read_and_excludes_nothing(engine: Recommender):
+    request = BuyerRequest(segment="smb", k=36)
+
+    assert ids(engine.recommend(request.model_copy(update={"exclude": ("https://example.com/elsewhere",)}))) == ids(
+        engine.recommend(request)
+    )
+    with pytest.raises(UnknownReading, match="https://example.com/elsewhere"):
+        engine.recommend(request.model_copy(update={"reading": "https://example.com/elsewhere"}))
+
+
 def test_a_sequence_after_a_read_asset_never_uses_it_and_starts_on_its_topic(engine: Recommender):
     sequence = engine.sequence("enterprise", "consideration", 4, reading="e-co-it-erp")
 
@@ -573,6 +607,34 @@ def test_info_lists_the_files_an_older_version_lacks_and_compact_adds_them(tmp_p
     finally:
         recommender.close()
     assert styled_ranking(older) == styled_ranking(styled_index)
+
+
+def test_an_index_written_without_a_url_index_finds_no_asset_by_url_and_says_compact_adds_it(
+    tmp_path: Path, styled_index: Path
+):
+    older = copy_with_file(styled_index, tmp_path / "index", "url_index.npy", None)
+    request = BuyerRequest(segment="enterprise", reading="https://example.com/approval-guide")
+    recommender = Recommender(older, HashEmbedder())
+    try:
+        with pytest.raises(UnknownReading, match="predates finding assets by URL: run `recommender compact`"):
+            recommender.recommend(request)
+    finally:
+        recommender.close()
+
+    compact(older)
+
+    recommender = Recommender(older, HashEmbedder())
+    try:
+        assert recommender.recommend(request).items
+    finally:
+        recommender.close()
+
+
+def test_a_url_index_of_the_wrong_shape_is_refused_naming_the_file(tmp_path: Path, styled_index: Path):
+    damaged = copy_with_file(styled_index, tmp_path / "index", "url_index.npy", np.zeros((2, 3), np.uint64))
+
+    with pytest.raises(IndexCorrupt, match=r"url_index\.npy is not a URL index of 41 assets"):
+        Recommender(damaged, HashEmbedder())
 
 
 def test_type_means_of_the_wrong_shape_are_refused_naming_the_file(tmp_path: Path, styled_index: Path):
@@ -828,6 +890,27 @@ def test_an_asset_written_since_the_build_can_be_read_and_a_deleted_one_cannot(r
     assert "new-payroll-1" not in ids(result)
     with pytest.raises(UnknownReading):
         recommender.recommend(BuyerRequest(segment="smb", reading="new-payroll-1"))
+
+
+def test_an_asset_written_since_the_build_is_found_at_its_new_url_and_no_longer_at_its_old_one(
+    recommender: Recommender,
+):
+    recommender.upsert([newcomer(url="https://example.com/payroll")])
+    recommender.upsert([newcomer(url="https://example.com/payroll-2026")])
+
+    result = recommender.recommend(BuyerRequest(segment="smb", reading="https://example.com/payroll-2026"))
+
+    assert "new-payroll-1" not in ids(result)
+    with pytest.raises(UnknownReading):
+        recommender.recommend(BuyerRequest(segment="smb", reading="https://example.com/payroll"))
+
+
+def test_a_rewritten_asset_of_the_build_is_found_at_its_new_url_only(recommender: Recommender):
+    old_url = recommender.get("ent-dec-1")[0].url
+    recommender.upsert([recommender.get("ent-dec-1")[0].model_copy(update={"url": "https://example.com/moved"})])
+
+    assert recommender.snapshot.resolve(["https://example.com/moved", old_url]) == {"ent-dec-1"}
+    assert recommender.snapshot.row_of(old_url) is None
 
 
 def test_deleting_an_unknown_id_deletes_nothing(recommender: Recommender):

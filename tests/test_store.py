@@ -92,6 +92,7 @@ def test_a_build_publishes_one_complete_version_named_by_current(index_dir: Path
             "neighbour_means.npy",
             "neighbours.npy",
             "type_means.npy",
+            "url_index.npy",
             "vectors.faiss",
             *FEATURE_FILES,
         ]
@@ -120,6 +121,7 @@ def test_the_manifest_records_format_model_counts_and_a_checksum_of_every_file(
             "neighbour_means.npy",
             "neighbours.npy",
             "type_means.npy",
+            "url_index.npy",
             "vectors.faiss",
             *FEATURE_FILES,
         ]

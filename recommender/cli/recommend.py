@@ -28,9 +28,9 @@ from recommender.config import RankingConfig
 )
 @click.option("--signal", "signals", multiple=True, help="A buying-signal event, oldest first; repeatable.")
 @click.option("--query", help="What the buyer searched or read.")
-@click.option("--reading", help="Id of the asset the buyer is reading: assets on its topic, never it again.")
+@click.option("--reading", help="Id or URL of the asset the buyer is reading: assets on its topic, never it again.")
 @click.option("--language", help="Preferred language: ISO 639-1 (en, de, id), a tag (de-DE) or a name (German).")
-@click.option("--exclude", multiple=True, help="Asset id never to return; repeatable.")
+@click.option("--exclude", multiple=True, help="Asset id or URL never to return; repeatable.")
 @click.option("--asset-type", "asset_types", multiple=True, help="Only this asset type; repeatable.")
 @click.option("-k", type=int, default=10, show_default=True, help="How many assets (1-100).")
 @config_option
