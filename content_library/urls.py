@@ -28,12 +28,12 @@ def is_url(text: str) -> bool:
 
 def url_key(url: str) -> str:
     """`url` reduced to what names the page: `https://www.Example.com/a/?utm_source=x#top` is `example.com/a`."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower().removeprefix("www.")
     try:
+        parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError:  # not a number: no asset's URL (they are validated) has such a port
-        port = None
+    except ValueError:  # `https://]`, a port that is no number: valid to the schema, a key all the same
+        return url.strip().lower()
+    host = (parts.hostname or "").lower().removeprefix("www.")
     if port == _DEFAULT_PORTS.get(parts.scheme.lower()):
         port = None
     path = unquote(parts.path).rstrip("/")

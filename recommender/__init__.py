@@ -10,6 +10,7 @@ from recommender.errors import (
     IndexNotFound,
     ModelError,
     RecommenderError,
+    UnknownReading,
     UnknownSignal,
 )
 from recommender.tagging import Tagger
@@ -32,6 +33,7 @@ __all__ = [
     "RecommenderError",
     "StageSource",
     "Tagger",
+    "UnknownReading",
     "UnknownSignal",
     "load_embedder",
     "single_blas_thread",

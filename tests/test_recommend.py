@@ -818,8 +818,10 @@ TRANSLATIONS = [("e-co-fin-approval", "e-co-fin-approval-de"), ("e-de-it-securit
 def test_property_of_two_translations_the_one_in_the_requested_language_ranks_higher(
     engine: Recommender, request: BuyerRequest, language: str
 ):
-    # Each pair is one text in two languages: same labels, type, date and (to HashEmbedder) vector.
-    ranked = ids(engine.recommend(request.model_copy(update={"language": language, "k": 36})))
+    # Each pair is one text in two languages: same labels, type, date and (to HashEmbedder) vector. Without
+    # a read asset: what looks like its translation pays as already read, in any language (tested above).
+    asked = request.model_copy(update={"language": language, "k": 36, "reading": None})
+    ranked = ids(engine.recommend(asked))
 
     for english, german in TRANSLATIONS:
         if english in ranked and german in ranked:
@@ -903,6 +905,12 @@ def test_an_asset_written_since_the_build_is_found_at_its_new_url_and_no_longer_
     assert "new-payroll-1" not in ids(result)
     with pytest.raises(UnknownReading):
         recommender.recommend(BuyerRequest(segment="smb", reading="https://example.com/payroll"))
+
+
+def test_an_asset_whose_url_the_standard_library_cannot_split_is_written_and_found_by_it(recommender: Recommender):
+    recommender.upsert([newcomer(url="hTtPS://]")])
+
+    assert recommender.snapshot.resolve(["https://]"]) == {"new-payroll-1"}
 
 
 def test_a_rewritten_asset_of_the_build_is_found_at_its_new_url_only(recommender: Recommender):

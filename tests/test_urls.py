@@ -48,3 +48,8 @@ def test_query_parameters_that_name_the_page_are_kept_in_one_order_and_escapes_a
 )
 def test_a_reference_is_a_url_when_it_starts_with_http_or_https(text: str, expected: bool):
     assert is_url(text) is expected
+
+
+@pytest.mark.parametrize("written", ["hTtPS://]", "https://example.com:port/a", "https://[::1/a"])
+def test_an_address_the_standard_library_cannot_split_still_has_a_key(written: str):
+    assert url_key(written) == written.lower()
