@@ -96,6 +96,22 @@ def test_a_marketer_gets_ranked_cards_for_a_buyer(page, live_app):
     )
 
 
+def test_a_marketer_sees_what_to_show_beside_a_page_given_its_url(page, live_app):
+    client = live_app.test_client()
+    url = client.get("/v1/assets/ent-dec-1").get_json()["asset"]["url"]
+    page.select_option("#segment", "enterprise")
+    page.fill("#reading", url + "?utm_source=newsletter")
+    page.fill("#k", "3")
+    page.click("#recommend-button")
+    page.wait_for_selector("#recommend-results .card >> nth=2")
+
+    body = {"segment": "enterprise", "reading": "ent-dec-1", "k": 3, "explain": True}
+    expected = client.post("/v1/recommendations", json=body).get_json()
+    titles = page.locator("#recommend-results .card h3").all_inner_texts()
+    assert titles == [item["title"] for item in expected["items"]]
+    assert client.get("/v1/assets/ent-dec-1").get_json()["asset"]["title"] not in titles
+
+
 def test_a_marketer_previews_a_nurture_sequence(page, live_app):
     page.click("#tab-sequence")
     assert page.is_hidden("#panel-recommend")

@@ -81,12 +81,13 @@ def test_every_timed_request_with_a_query_runs_the_model(tmp_path: Path, monkeyp
 
     # Each kind ranks its own requests, none answered from the other's caches: per kind the 168 buyers
     # once, twice more with exclusions (one pass untimed), 4 requests with a query and the same 4 again,
-    # and 2 sequences of one ranking per step.
-    assert len(ranked) == 2 * (168 + 2 * 168 + 4 + 4 + 2 * latency.SEQUENCE_STEPS)
+    # 4 beside a read asset, and 2 sequences of one ranking per step.
+    assert len(ranked) == 2 * (168 + 2 * 168 + 4 + 4 + 4 + 2 * latency.SEQUENCE_STEPS)
     # Per index kind: the baseline encodes 4 texts, then the 4 requests carrying them encode them again.
     assert [len(r.with_query.wall) for r in results] == [4, 4]
     assert [len(r.engine.wall) for r in results] == [4, 4]  # the same requests again, from the query cache
     assert [len(r.sequence.wall) for r in results] == [2, 2]  # their texts, from the query cache too
+    assert [len(r.reading.wall) for r in results] == [4, 4]  # no text: the read asset's vector is the query
     assert len(Counting.texts) == 16
     assert len(set(Counting.texts)) == 8
 

@@ -122,7 +122,9 @@ async function recommend(event) {
   event.preventDefault();
   const status = document.getElementById("recommend-status");
   const results = document.getElementById("recommend-results");
-  const body = formValues({ segment: "segment", role: "role", stage: "stage", language: "language", query: "query" });
+  const body = formValues({
+    segment: "segment", role: "role", stage: "stage", language: "language", query: "query", reading: "reading",
+  });
   body.k = Number(document.getElementById("k").value || 5);
   body.signals = tickedSignals.slice();
   body.explain = true;
