@@ -26,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from content_library import languages
-from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed, spelling
+from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed, asset_type_by_word, spelling
 
 #: The shipped sample library: *.jsonl assets plus README-like vendor descriptions (*.md, no front matter).
 SAMPLE_LIBRARY: Path = Path(__file__).parent / "sample"
@@ -78,14 +78,16 @@ class RawRecord:
 
 @dataclass
 class Library:
-    """The loaded assets, what was skipped, the unknown fields that were ignored (to reveal typos), and
-    the languages read from the text of records that gave none (asset id to code)."""
+    """The loaded assets, what was skipped, the unknown fields that were ignored (to reveal typos), the
+    languages read from the text of records that gave none (asset id to code), and the asset type names
+    no list holds that were read by some of their words (name as written -> type and assets)."""
 
     assets: list[Asset] = field(default_factory=list)
     skipped: list[RecordProblem] = field(default_factory=list)
     ignored_fields: dict[str, int] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     detected_languages: dict[str, str] = field(default_factory=dict)
+    types_by_word: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def count_by(self, name: str) -> dict[str, int]:
         """How many assets have each value of a single-valued field (`asset_type`, `language`), by value."""
@@ -176,7 +178,8 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
     duplicate id is collected; unless ``skip_invalid`` is set, the load then fails with a LibraryError
     listing them all. With ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and
     ``Library.skipped`` says what was left out. A record without a language gets the one its title and
-    body are written in (py3langid), listed in ``Library.detected_languages``.
+    body are written in (py3langid), listed in ``Library.detected_languages``; an asset type name read by
+    some of its words (`Quick Start Guide`) is listed in ``Library.types_by_word``.
     """
     if not paths:
         raise LibraryError(f"No library given: pass at least one file or folder. {_SUPPORTED}")
@@ -201,6 +204,10 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
             library.assets.append(asset)
             if detected:
                 library.detected_languages[asset.id] = asset.language
+            written = next((value for key, value in record.data.items() if _field_name(key) == "asset_type"), None)
+            if isinstance(written, str) and asset_type_by_word(written) is not None:
+                _, count = library.types_by_word.get(written.strip(), (asset.asset_type.value, 0))
+                library.types_by_word[written.strip()] = (asset.asset_type.value, count + 1)
     library.ignored_fields = dict(sorted(ignored.items()))
     if library.skipped and not skip_invalid:
         records = len({(problem.source, problem.location) for problem in library.skipped})

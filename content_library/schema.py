@@ -135,19 +135,43 @@ def _asset_type_names() -> dict[str, str]:
     return out
 
 
-def _spelt_as(names: Callable[[], Mapping[str, str]]) -> BeforeValidator:
+def _spelt_as(names: Callable[[], Mapping[str, str]], *, by_word: bool = False) -> BeforeValidator:
     """Reads a vocabulary's values as exports and CRMs write them: `End User`, `end-user` and `END_USER`
     are `end_user`, a plural is its singular (`Case Studies`), and `names` (spelt name -> value) may
-    hold other names as well. A name it does not hold is left as written, for the error to quote it."""
+    hold other names as well; `by_word`, see `named_by_word`. A name it does not hold is left as written,
+    for the error to quote it."""
 
     def read(value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        known, name = names(), spelling(value)
-        singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
-        return known.get(name) or known.get(singular) or value
+        found = _named(spelling(value), names(), by_word)
+        return found[0] if found else value
 
     return BeforeValidator(read)
+
+
+def asset_type_by_word(name: str) -> AssetType | None:
+    """The asset type `name` reads as only by some of its words, not as a whole: `Quick Start Guide` is a
+    guide, by its last word. None when the whole name is a type's, or when no run of its words is."""
+    found = _named(spelling(name), _asset_type_names(), by_word=True)
+    return AssetType(found[0]) if found and found[1] else None
+
+
+def _named(name: str, known: Mapping[str, str], by_word: bool) -> tuple[str, bool] | None:
+    """The value `name` (spelt) reads as, and whether a shorter run of its words named it. The whole name
+    comes first; with `by_word`, then ever shorter runs of its last words (English puts the head of a
+    compound last: `security whitepaper`), then of its first (Indonesian puts it first: `panduan pengguna`)."""
+    words = name.split("_")
+    runs = [words]
+    if by_word:
+        runs += [words[i:] for i in range(1, len(words))] + [words[:i] for i in range(len(words) - 1, 0, -1)]
+    for n, run in enumerate(runs):
+        spelt = "_".join(run)
+        singular = spelt[:-3] + "y" if spelt.endswith("ies") else spelt.removesuffix("s")
+        value = known.get(spelt) or known.get(singular)
+        if value:
+            return value, n > 0
+    return None
 
 
 def _own_names(vocabulary: type[StrEnum]) -> Callable[[], Mapping[str, str]]:
@@ -168,8 +192,9 @@ EventName = Annotated[str, BeforeValidator(_event_name), StringConstraints(min_l
 LanguageCode = Annotated[str, AfterValidator(language_code)]
 #: A visitor's language: as LanguageCode, or a browser's Accept-Language header (its preferred language).
 VisitorLanguage = Annotated[str, AfterValidator(preferred_language)]
-#: An asset type, or another name for one (asset_types.toml).
-AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_names)]
+#: An asset type, another name for one (asset_types.toml), or a name some of whose words are one of those
+#: (`Quick Start Guide` is a guide: `asset_type_by_word`).
+AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_names, by_word=True)]
 
 
 class Asset(BaseModel):

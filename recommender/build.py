@@ -29,6 +29,8 @@ class BuildSummary:
     ignored_fields: dict[str, int] = field(default_factory=dict)
     #: Assets whose record gave no language, by the language read from their text.
     detected_languages: dict[str, int] = field(default_factory=dict)
+    #: Asset type names no list holds, read by some of their words: name -> (type, assets).
+    types_by_word: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def build_index(
@@ -84,6 +86,7 @@ def build_index(
         skipped=[str(problem) for problem in library.skipped],
         ignored_fields=library.ignored_fields,
         detected_languages=library.count_detected_languages(),
+        types_by_word=library.types_by_word,
     )
 
 

@@ -169,6 +169,20 @@ def test_check_library_reads_every_format_and_prints_what_a_build_would_find(lib
     ]
 
 
+def test_check_library_says_which_type_names_it_read_by_a_word(tmp_path: Path):
+    rows = [JSONL_ASSETS[0] | {"asset_type": "Quick Start Guide"}, JSONL_ASSETS[1]]
+    library = write_jsonl(tmp_path / "library.jsonl", rows)
+
+    printed = run("check-library", library).stdout.splitlines()
+    report = json.loads(run("check-library", library, "--json").stdout)
+
+    assert printed[4] == (
+        "Asset types read by a word of their name: 'Quick Start Guide' as guide (1); to read a name otherwise, "
+        "list it in your own names file (RECOMMENDER_ASSET_TYPES)"
+    )
+    assert report["types_by_word"] == {"Quick Start Guide": {"asset_type": "guide", "assets": 1}}
+
+
 def test_check_library_lists_invalid_records_and_fails_unless_told_to_skip_them(tmp_path: Path):
     rows = [JSONL_ASSETS[0], JSONL_ASSETS[1] | {"asset_type": "hologram"}, JSONL_ASSETS[0] | {"Author": "Jo"}]
     library = write_jsonl(tmp_path / "library.jsonl", rows)

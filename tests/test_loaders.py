@@ -374,6 +374,42 @@ def test_an_asset_type_written_as_an_export_writes_it_is_read_as_the_type(
     assert load_library(path).assets[0].asset_type == asset_type
 
 
+@pytest.mark.parametrize(
+    ("written", "asset_type"),
+    [
+        ("Quick Start Guide", "guide"),
+        ("short guide", "guide"),
+        ("Security Whitepaper", "whitepaper"),
+        ("Gartner Report", "report"),
+        ("Customer Testimonial", "review"),
+        ("RFP Template", "checklist"),
+        ("Webinar-Aufzeichnung", "webinar"),
+        ("Panduan Pengguna", "guide"),
+        ("Studi Kasus Pelanggan", "case_study"),
+        ("Demo Video", "video"),  # listed whole: its first word does not make it a demo
+    ],
+)
+def test_an_asset_type_name_no_list_holds_is_read_by_its_last_words_then_its_first(
+    tmp_path: Path, written: str, asset_type: str
+) -> None:
+    path = tmp_path / "library.jsonl"
+    path.write_text(json.dumps(GOOD | {"asset_type": written}) + "\n")
+
+    assert load_library(path).assets[0].asset_type == asset_type
+
+
+def test_the_library_lists_the_type_names_it_read_by_a_word_with_their_assets(tmp_path: Path) -> None:
+    types = ["Quick Start Guide", "Quick Start Guide", "Security Whitepaper", "Case Studies", "guide"]
+    rows = [GOOD | {"id": f"a{i}", "asset_type": written} for i, written in enumerate(types)]
+    path = tmp_path / "library.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    assert load_library(path).types_by_word == {
+        "Quick Start Guide": ("guide", 2),
+        "Security Whitepaper": ("whitepaper", 1),
+    }
+
+
 def test_an_unknown_asset_type_is_quoted_as_written(tmp_path: Path) -> None:
     path = tmp_path / "library.jsonl"
     path.write_text(json.dumps(GOOD | {"asset_type": "Hologram"}) + "\n")

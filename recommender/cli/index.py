@@ -87,6 +87,7 @@ def build_index_command(
         "skipped": summary.skipped,
         "ignored_fields": summary.ignored_fields,
         "detected_languages": summary.detected_languages,
+        "types_by_word": _types_by_word(summary.types_by_word),
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -123,6 +124,7 @@ def check_library(library: tuple[Path, ...], skip_invalid: bool, as_json: bool) 
         "languages": loaded.count_by("language"),
         "curated_labels": {name: sum(bool(getattr(a, name)) for a in loaded.assets) for name in LABEL_FIELDS},
         "detected_languages": loaded.count_detected_languages(),
+        "types_by_word": _types_by_word(loaded.types_by_word),
         "ignored_fields": loaded.ignored_fields,
         "skipped": [str(problem) for problem in loaded.skipped],
     }
@@ -141,6 +143,10 @@ _COUNT_TITLES = {
 }
 
 
+def _types_by_word(found: dict[str, tuple[str, int]]) -> dict[str, dict[str, Any]]:
+    return {name: {"asset_type": kind, "assets": count} for name, (kind, count) in sorted(found.items())}
+
+
 def _print_counts(report: dict[str, Any], counted: tuple[str, ...]) -> None:
     """The lines build-index and check-library print about a library, from their JSON report."""
     for name in counted:
@@ -148,6 +154,12 @@ def _print_counts(report: dict[str, Any], counted: tuple[str, ...]) -> None:
     if report["detected_languages"]:
         detected = ", ".join(f"{k} {v}" for k, v in report["detected_languages"].items())
         click.echo(f"Languages read from the text of records that gave none: {detected}")
+    if report["types_by_word"]:
+        read = ", ".join(f"'{k}' as {v['asset_type']} ({v['assets']})" for k, v in report["types_by_word"].items())
+        click.echo(
+            f"Asset types read by a word of their name: {read}; to read a name otherwise, list it in your "
+            "own names file (RECOMMENDER_ASSET_TYPES)"
+        )
     if report["ignored_fields"]:
         click.echo("Ignored unknown fields: " + ", ".join(f"{k} ({v})" for k, v in report["ignored_fields"].items()))
     if report["skipped"]:
