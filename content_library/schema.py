@@ -70,22 +70,55 @@ _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
 #: Dates as exports write them, with or without a time after them: year first with dashes, slashes or
-#: dots (`2025-03-01`, `2025/03/01`, `2025-03-01 10:00:00` from SQL), or day first with dots as German
-#: spreadsheets write it (`01.03.2025`). Day and month with slashes could be either way round: refused.
+#: dots (`2025-03-01`, `2025/03/01`, `2025-03-01 10:00:00` from SQL) or none (`20250301`), day first with
+#: dots as German spreadsheets write it (`01.03.2025`), or with the month's name in English, German or
+#: Indonesian as sites and feeds show it (`March 1, 2025`, `1 March 2025`, `1. März 2025`, `1 Maret 2025`,
+#: RSS's `Sat, 01 Mar 2025 10:15:00 GMT`). Day and month with slashes could be either way round: refused.
 _YEAR_FIRST = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?:[T ].*)?$")
+_BASIC = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T.*)?$")
 _DAY_FIRST = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[T ,].*)?$")
+_WEEKDAY = r"(?:[^\W\d_]+,?\s+)?"
+_DAY_MONTH = re.compile(rf"^{_WEEKDAY}(\d{{1,2}})\.?\s+([^\W\d_]+)\.?,?\s+(\d{{4}})(?:[T ,].*)?$")
+_MONTH_DAY = re.compile(rf"^{_WEEKDAY}([^\W\d_]+)\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})(?:[T ,].*)?$")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            "january jan januar jänner januari",
+            "february feb februar februari",
+            "march mar märz maerz mär mrz maret",
+            "april apr",
+            "may mai mei",
+            "june jun juni",
+            "july jul juli",
+            "august aug agustus agu agt",
+            "september sep sept",
+            "october oct oktober okt",
+            "november nov",
+            "december dec dezember dez desember des",
+        ),
+        1,
+    )
+    for name in names.split()
+}
 
 
 def _written_date(value: str) -> Any:
     text = value.strip()
     if not text:
         return None
-    year_first, day_first = _YEAR_FIRST.match(text), _DAY_FIRST.match(text)
+    year_first, day_first = _YEAR_FIRST.match(text) or _BASIC.match(text), _DAY_FIRST.match(text)
+    day_month, month_day = _DAY_MONTH.match(text), _MONTH_DAY.match(text)
     try:
         if year_first:
-            return dt.date(int(year_first[1]), int(year_first[3]), int(year_first[4]))
+            year, *_, month, day = year_first.groups()  # with or without a separator between them
+            return dt.date(int(year), int(month), int(day))
         if day_first:
             return dt.date(int(day_first[3]), int(day_first[2]), int(day_first[1]))
+        if day_month and day_month[2].lower() in _MONTHS:
+            return dt.date(int(day_month[3]), _MONTHS[day_month[2].lower()], int(day_month[1]))
+        if month_day and month_day[1].lower() in _MONTHS:
+            return dt.date(int(month_day[3]), _MONTHS[month_day[1].lower()], int(month_day[2]))
     except ValueError:
         pass  # no such day: refused below as any other text that is not a date
     return text

@@ -276,7 +276,11 @@ def test_field_names_are_read_as_exports_write_them(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "written",
-    ["2025-03-01", "2025-03-01 10:15:00", "2025-03-01T10:15:00+01:00", "2025/03/01", "2025-3-1", "01.03.2025"],
+    [
+        *("2025-03-01", "2025-03-01 10:15:00", "2025-03-01T10:15:00+01:00", "2025/03/01", "2025-3-1", "20250301"),
+        *("01.03.2025", "March 1, 2025", "Mar 1st, 2025", "1 March 2025", "Sat, 01 Mar 2025 10:15:00 GMT"),
+        *("1. März 2025", "1. Mär. 2025", "1 Maret 2025", "Sabtu, 1 Maret 2025"),
+    ],
 )
 def test_a_date_as_exports_write_it_is_read_as_that_day(tmp_path: Path, written: str) -> None:
     path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"published": written}])
@@ -284,7 +288,7 @@ def test_a_date_as_exports_write_it_is_read_as_that_day(tmp_path: Path, written:
     assert load_library(path).assets[0].published == dt.date(2025, 3, 1)
 
 
-@pytest.mark.parametrize("written", ["03/01/2025", "31.02.2025", "March 1, 2025"])
+@pytest.mark.parametrize("written", ["03/01/2025", "31.02.2025", "March 2025", "31 February 2025", "1 Brumaire 2025"])
 def test_a_date_that_could_be_read_two_ways_or_names_no_day_is_refused(tmp_path: Path, written: str) -> None:
     path = write_jsonl(tmp_path / "library.jsonl", [GOOD | {"published": written}])
 
