@@ -985,11 +985,8 @@ EXAMPLES: dict[str, dict[str, Example]] = {
             response={
                 "error": {
                     "status": 422,
-                    "message": (
-                        "invalid request: check assets[0].body, assets[0].asset_type, assets[0].language, assets[0].url"
-                    ),
+                    "message": "invalid request: check assets[0].asset_type, assets[0].language, assets[0].url",
                     "fields": [
-                        {"field": "assets[0].body", "problem": "required"},
                         {"field": "assets[0].asset_type", "problem": "required"},
                         {"field": "assets[0].language", "problem": "required"},
                         {"field": "assets[0].url", "problem": "required"},

@@ -370,17 +370,16 @@ def _state_code_checks(schema: dict[str, Any], signals: Sequence[str]) -> None:
     """Write into `schema` what validators check in code, so that the document says what is accepted.
 
     Languages are ISO 639-1 codes (the validator also reads a tag such as de-DE, or a name such as German,
-    as its code, which the field's description says), URLs are http(s), titles and bodies hold more than
-    whitespace, and buying signals are the configured events.
+    as its code, which the field's description says), URLs are http(s), titles hold more than whitespace,
+    and buying signals are the configured events.
     """
     properties = schema.get("properties", {})
     if "language" in properties:
         _string_of(properties["language"])["enum"] = _LANGUAGES
     if "url" in properties:
         _string_of(properties["url"])["pattern"] = _URL_PATTERN
-    for name in ("title", "body"):
-        if name in properties:
-            _string_of(properties[name])["pattern"] = _VISIBLE_PATTERN
+    if "title" in properties:
+        _string_of(properties["title"])["pattern"] = _VISIBLE_PATTERN
     if "signals" in properties and signals:
         properties["signals"]["items"] = {"type": "string", "enum": list(signals)}
 

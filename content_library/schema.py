@@ -237,7 +237,11 @@ class Asset(BaseModel):
 
     id: str = Field(pattern=_ID_PATTERN, description="Unique id: letters, digits and . _ : - (max 128).")
     title: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=100_000)
+    body: str = Field(
+        default="",
+        max_length=100_000,
+        description="The text or abstract; may be empty (a video, a pricing page): the title then stands alone.",
+    )
     asset_type: AssetTypeName = Field(
         description="The asset's type; another name for one, such as 'White Paper' or 'Case Studies', counts as it."
     )
@@ -269,8 +273,8 @@ class Asset(BaseModel):
 
     @property
     def text(self) -> str:
-        """What the embedding and the tagger read: the title, then the body."""
-        return f"{self.title}\n\n{self.body}"
+        """What the embedding and the tagger read: the title, then the body if there is one."""
+        return f"{self.title}\n\n{self.body}" if self.body else self.title
 
 
 def allowed(enum: type[StrEnum]) -> str:

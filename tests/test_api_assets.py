@@ -306,7 +306,7 @@ def test_tagging_keeps_curated_labels(api_client):
         ({"assets": []}, ["assets"]),
         (
             {"assets": [{"id": "draft-1", "title": "only a title"}]},
-            ["assets[0].body", "assets[0].asset_type", "assets[0].language", "assets[0].url"],
+            ["assets[0].asset_type", "assets[0].language", "assets[0].url"],
         ),
         ({"assets": [asset_json(f"d-{i}") for i in range(101)]}, ["assets"]),
         ({"asset": {}}, ["assets", "asset"]),

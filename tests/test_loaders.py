@@ -414,6 +414,14 @@ def test_the_library_lists_the_type_names_it_read_by_a_word_with_their_assets(tm
     }
 
 
+def test_an_asset_without_a_body_is_read_and_embedded_by_its_title(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD | {"body": ""}], list(GOOD))
+
+    asset = load_library(path).assets[0]
+
+    assert (asset.body, asset.text) == ("", GOOD["title"])
+
+
 def test_an_unknown_asset_type_is_quoted_as_written(tmp_path: Path) -> None:
     path = tmp_path / "library.jsonl"
     path.write_text(json.dumps(GOOD | {"asset_type": "Hologram"}) + "\n")

@@ -59,6 +59,9 @@ def app(recommender: Recommender) -> Flask:
 DOCUMENT = build(MAX_BODY_BYTES, RankingConfig().stage_signals.events)
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True)
+# An invalid body over the size limit is refused with 413 before it is read, as the document says.
+_rejected = schema.config.checks.negative_data_rejection
+_rejected.expected_statuses = [*_rejected.expected_statuses, "413"]
 
 
 def test_the_document_under_test_is_the_one_the_app_serves(app: Flask):
