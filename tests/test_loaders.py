@@ -367,20 +367,7 @@ def test_a_language_tag_code_or_name_counts_as_its_iso_639_1_language(
         ("Analyst Report", "report"),
         ("Fallstudie", "case_study"),
         ("ulasan", "review"),
-    ],
-)
-def test_an_asset_type_written_as_an_export_writes_it_is_read_as_the_type(
-    tmp_path: Path, written: str, asset_type: str
-) -> None:
-    path = tmp_path / "library.jsonl"
-    path.write_text(json.dumps(GOOD | {"asset_type": written}) + "\n")
-
-    assert load_library(path).assets[0].asset_type == asset_type
-
-
-@pytest.mark.parametrize(
-    ("written", "asset_type"),
-    [
+        # No list holds these: read by their last words, then their first.
         ("Quick Start Guide", "guide"),
         ("short guide", "guide"),
         ("Security Whitepaper", "whitepaper"),
@@ -393,7 +380,7 @@ def test_an_asset_type_written_as_an_export_writes_it_is_read_as_the_type(
         ("Demo Video", "video"),  # listed whole: its first word does not make it a demo
     ],
 )
-def test_an_asset_type_name_no_list_holds_is_read_by_its_last_words_then_its_first(
+def test_an_asset_type_written_as_an_export_writes_it_is_read_as_the_type(
     tmp_path: Path, written: str, asset_type: str
 ) -> None:
     path = tmp_path / "library.jsonl"
