@@ -206,8 +206,8 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
                 library.detected_languages[asset.id] = asset.language
             written = next((value for key, value in record.data.items() if _field_name(key) == "asset_type"), None)
             if isinstance(written, str) and asset_type_by_word(written) is not None:
-                _, count = library.types_by_word.get(written.strip(), (asset.asset_type.value, 0))
-                library.types_by_word[written.strip()] = (asset.asset_type.value, count + 1)
+                name = written.strip()
+                library.types_by_word[name] = (asset.asset_type.value, library.types_by_word.get(name, ("", 0))[1] + 1)
     library.ignored_fields = dict(sorted(ignored.items()))
     if library.skipped and not skip_invalid:
         records = len({(problem.source, problem.location) for problem in library.skipped})

@@ -171,8 +171,8 @@ def _asset_type_names() -> dict[str, str]:
 def _spelt_as(names: Callable[[], Mapping[str, str]], *, by_word: bool = False) -> BeforeValidator:
     """Reads a vocabulary's values as exports and CRMs write them: `End User`, `end-user` and `END_USER`
     are `end_user`, a plural is its singular (`Case Studies`), and `names` (spelt name -> value) may
-    hold other names as well; `by_word`, see `named_by_word`. A name it does not hold is left as written,
-    for the error to quote it."""
+    hold other names as well; with `by_word`, a name they do not hold is read by some of its words (see
+    `_named`). A name it cannot read is left as written, for the error to quote it."""
 
     def read(value: Any) -> Any:
         if not isinstance(value, str):
