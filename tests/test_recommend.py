@@ -369,9 +369,12 @@ def test_the_asset_being_read_is_never_returned(engine: Recommender):
 
 
 def test_without_a_query_the_read_assets_topic_leads_the_list(engine: Recommender):
-    request = BuyerRequest(segment="enterprise", stage="consideration", reading="e-co-it-erp")
+    request = BuyerRequest(segment="enterprise", stage="consideration")
+    assert meta(ids(engine.recommend(request))[0])["topic"] == "erp"  # buyer fit alone
 
-    assert meta(ids(engine.recommend(request))[0])["topic"] == "erp"
+    reading = engine.recommend(request.model_copy(update={"reading": "e-co-fin-approval"}))
+
+    assert meta(ids(reading)[0])["topic"] == "approval"
 
 
 def test_the_translation_of_the_read_asset_pays_the_full_diversity_penalty(engine: Recommender):
@@ -381,9 +384,14 @@ def test_the_translation_of_the_read_asset_pays_the_full_diversity_penalty(engin
 
 
 def test_a_query_and_the_read_asset_both_lead(engine: Recommender):
-    request = BuyerRequest(segment="smb", stage="decision", query="plans prices", reading="e-co-it-erp", k=4)
+    request = BuyerRequest(segment="smb", stage="decision", k=4)
 
-    assert {"pricing", "erp"} <= {meta(i)["topic"] for i in ids(engine.recommend(request))}
+    def topics(**fields) -> set[str]:
+        return {meta(i)["topic"] for i in ids(engine.recommend(request.model_copy(update=fields)))}
+
+    assert topics(query="invoice approval") == {"approval"}
+    assert topics(reading="e-co-exec-cash") == {"cash"}
+    assert topics(query="invoice approval", reading="e-co-exec-cash") == {"approval", "cash"}
 
 
 def test_the_read_assets_language_is_preferred_when_the_request_gives_none(engine: Recommender):
@@ -439,11 +447,11 @@ def test_a_url_no_asset_has_is_an_error_when_read_and_excludes_nothing(engine: R
 
 
 def test_a_sequence_after_a_read_asset_never_uses_it_and_starts_on_its_topic(engine: Recommender):
-    sequence = engine.sequence("enterprise", "consideration", 4, reading="e-co-it-erp")
+    sequence = engine.sequence("enterprise", "consideration", 4, reading="e-co-exec-cash")
 
     chosen = [item.id for _, item in sequence]
-    assert "e-co-it-erp" not in chosen
-    assert meta(chosen[0])["topic"] == "erp"
+    assert "e-co-exec-cash" not in chosen
+    assert meta(chosen[0])["topic"] == "cash"  # erp without the read asset
 
 
 # -- a model's lean towards the query's language -----------------------------------------------------------
