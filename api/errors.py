@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from api import engine
 from api.schemas import ErrorDetail, ErrorField, to_json
+from content_library.schema import not_a_role
 from recommender.errors import (
     AssetNotFound,
     IndexCorrupt,
@@ -130,7 +131,7 @@ def _error_field(error: Any, model: type[BaseModel]) -> ErrorField:
     elif kind == "missing":
         problem = "required"
     elif kind in ("enum", "literal_error"):
-        problem = error["msg"]
+        problem = not_a_role() if loc[-1:] == ("role",) else error["msg"]
         allowed = _QUOTED.findall(error["ctx"]["expected"])
     else:
         problem = error["msg"].removeprefix("Value error, ")

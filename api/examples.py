@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from content_library.schema import not_a_role
+
 
 @dataclass(frozen=True)
 class Example:
@@ -235,9 +237,9 @@ EXAMPLES: dict[str, dict[str, Example]] = {
             },
         ),
         "unknown-role": Example(
-            summary="A role outside the vocabulary",
+            summary="A role outside the vocabulary, and no job title that names one",
             status=422,
-            body={"segment": "enterprise", "role": "cfo"},
+            body={"segment": "enterprise", "role": "Senior Manager"},
             response={
                 "error": {
                     "status": 422,
@@ -245,9 +247,7 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                     "fields": [
                         {
                             "field": "role",
-                            "problem": (
-                                "Input should be 'executive', 'finance', 'it', 'procurement', 'end_user' or 'owner'"
-                            ),
+                            "problem": not_a_role(),
                             "allowed": ["executive", "finance", "it", "procurement", "end_user", "owner"],
                         }
                     ],

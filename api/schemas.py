@@ -121,7 +121,7 @@ class SequenceRequest(BaseModel):
 
     segment: SegmentName
     stage: StageName = Field(description="The stage of the first step; later steps move towards decision.")
-    role: RoleName | None = None
+    role: RoleName | None = Field(default=None, description=BuyerRequest.model_fields["role"].description)
     query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
         default=None, description="The campaign's topic, in any language."
     )

@@ -26,7 +26,15 @@ import yaml
 from pydantic import ValidationError
 
 from content_library import languages
-from content_library.schema import LABEL_FIELDS, Asset, AssetType, allowed, asset_type_by_word, spelling
+from content_library.schema import (
+    LABEL_FIELDS,
+    Asset,
+    AssetType,
+    allowed,
+    asset_type_by_word,
+    not_a_role,
+    spelling,
+)
 
 #: The shipped sample library: *.jsonl assets plus README-like vendor descriptions (*.md, no front matter).
 SAMPLE_LIBRARY: Path = Path(__file__).parent / "sample"
@@ -502,6 +510,8 @@ def _message(error: Any) -> str:
             "(content_library/data/asset_types.toml lists them; add yours in a file of that form named by "
             "RECOMMENDER_ASSET_TYPES)"
         )
+    if kind == "enum" and name == "roles":
+        return not_a_role(value)
     if kind == "enum" and name in _ENUMS:
         return f"{value!r} is not one of {allowed(_ENUMS[name])}"
     if kind == "value_error" and "error" in ctx:

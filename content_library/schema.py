@@ -149,38 +149,73 @@ def _asset_type_names() -> dict[str, str]:
     files = [ASSET_TYPE_ALIASES]
     if os.environ.get(ASSET_TYPES_VARIABLE):
         files.append(Path(os.environ[ASSET_TYPES_VARIABLE]))
-    out = {member.value: member.value for member in AssetType}
+    return _names_files(AssetType, "asset type", files)[0]
+
+
+#: Job titles, personas and business functions read as committee roles (`CFO`, `Head of IT`), shipped with
+#: the package.
+ROLE_ALIASES: Path = Path(__file__).parent / "data" / "roles.toml"
+#: The environment variable naming a team's edited copy of that file, read instead of the shipped one: who
+#: uses a product, and so which titles are its end users, depends on the product.
+ROLES_VARIABLE = "RECOMMENDER_ROLES"
+
+
+@lru_cache(maxsize=1)
+def _role_names() -> tuple[dict[str, str], frozenset[str]]:
+    """Every name read as a role (as `_asset_type_names`), and the words of a title that tell its rank,
+    not its function (`senior`, `head`, `leiter`): from the file RECOMMENDER_ROLES names, if it is set, or
+    else the shipped one."""
+    return _names_files(Role, "role", [Path(os.environ.get(ROLES_VARIABLE) or ROLE_ALIASES)])
+
+
+def _names_files(vocabulary: type[StrEnum], kind: str, files: list[Path]) -> tuple[dict[str, str], frozenset[str]]:
+    """The names (spelt name -> value) and the `ranks` of the names files, in their `[aliases]` form.
+    A name may not name two values."""
+    out = {member.value: member.value for member in vocabulary}
+    ranks: set[str] = set()
     for file in files:
         try:
             with file.open("rb") as fh:
-                aliases = tomllib.load(fh).get("aliases", {})
+                content = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{file}: cannot read the asset type names ({exc})") from exc
-        for type_name, names in aliases.items():
-            if type_name not in out or out[type_name] != type_name:
-                raise ValueError(f"{file}: '{type_name}' is not an asset type (one of {allowed(AssetType)})")
-            if not isinstance(names, list) or not all(isinstance(alias, str) for alias in names):
-                raise ValueError(f'{file}: the names of {type_name} are not a list of strings, such as ["playbook"]')
+            raise ValueError(f"{file}: cannot read the {kind} names ({exc})") from exc
+        for key, names in [("ranks", content.get("ranks", [])), *content.get("aliases", {}).items()]:
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                raise ValueError(f'{file}: the names of {key} are not a list of strings, such as ["a name", "another"]')
+            if key == "ranks":
+                ranks.update(spelling(name) for name in names)
+                continue
+            if key not in out or out[key] != key:
+                raise ValueError(f"{file}: '{key}' is not one of the {kind}s ({allowed(vocabulary)})")
             for alias in names:
                 spelt = spelling(alias)
-                if out.setdefault(spelt, type_name) != type_name:
-                    raise ValueError(f"{file}: '{alias}' names both {out[spelt]} and {type_name}")
-    return out
+                if out.setdefault(spelt, key) != key:
+                    raise ValueError(f"{file}: '{alias}' names both {out[spelt]} and {key}")
+    return out, frozenset(ranks)
 
 
-def _spelt_as(names: Callable[[], Mapping[str, str]], *, by_word: bool = False) -> BeforeValidator:
+def _spelt_as(read_name: Callable[[str], str | None]) -> BeforeValidator:
     """Reads a vocabulary's values as exports and CRMs write them: `End User`, `end-user` and `END_USER`
-    are `end_user`, a plural is its singular (`Case Studies`), and `names` (spelt name -> value) may
-    hold other names as well; with `by_word`, a name they do not hold is read by some of its words (see
-    `_named`). A name it cannot read is left as written, for the error to quote it."""
+    are `end_user`; `read_name` takes the name in lower snake case (`spelling`) and returns the value it
+    reads as, or None. A name it cannot read is left as written, for the error to quote it."""
 
     def read(value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        found = _named(spelling(value), names(), by_word)
-        return found[0] if found else value
+        return read_name(spelling(value)) or value
 
     return BeforeValidator(read)
+
+
+def _own_name(vocabulary: type[StrEnum]) -> Callable[[str], str | None]:
+    """A reader of the vocabulary's own values, a plural read as its singular."""
+    names = {member.value: member.value for member in vocabulary}
+    return lambda spelt: _value(_named(spelt, names, by_word=False))
+
+
+def _asset_type_named(spelt: str) -> str | None:
+    """An asset type's value, another name for one, or a name some of whose words are one of those."""
+    return _value(_named(spelt, _asset_type_names(), by_word=True))
 
 
 def asset_type_by_word(name: str) -> AssetType | None:
@@ -188,6 +223,31 @@ def asset_type_by_word(name: str) -> AssetType | None:
     guide, by its last word. None when the whole name is a type's, or when no run of its words is."""
     found = _named(spelling(name), _asset_type_names(), by_word=True)
     return AssetType(found[0]) if found and found[1] else None
+
+
+def not_a_role(written: str | None = None) -> str:
+    """The sentence that says a role could not be read, and what can be; without `written`, it does not
+    quote the value (the HTTP API does not echo input)."""
+    quoted = "" if written is None else f"{written!r} is "
+    return (
+        f"{quoted}not one of {allowed(Role)}, nor a job title or persona naming one such as 'Head of IT' "
+        f"(content_library/data/roles.toml lists the names; point {ROLES_VARIABLE} at an edited copy to add yours)"
+    )
+
+
+def _role_named(spelt: str) -> str | None:
+    """A role's value, another name for one (a persona, a title such as `CFO`), or a job title read by the
+    words that are left once its rank is set aside: `Senior Manager, IT Procurement` is procurement."""
+    names, ranks = _role_names()
+    found = _named(spelt, names, by_word=False)
+    if found is None:
+        function = "_".join(word for word in spelt.split("_") if word not in ranks)
+        found = _named(function, names, by_word=True) if function else None
+    return _value(found)
+
+
+def _value(found: tuple[str, bool] | None) -> str | None:
+    return found[0] if found else None
 
 
 def _named(name: str, known: Mapping[str, str], by_word: bool) -> tuple[str, bool] | None:
@@ -207,18 +267,15 @@ def _named(name: str, known: Mapping[str, str], by_word: bool) -> tuple[str, boo
     return None
 
 
-def _own_names(vocabulary: type[StrEnum]) -> Callable[[], Mapping[str, str]]:
-    names = {member.value: member.value for member in vocabulary}
-    return lambda: names
-
-
 def _event_name(value: Any) -> Any:
     return (spelling(value) or value) if isinstance(value, str) else value
 
 
-SegmentName = Annotated[Segment, _spelt_as(_own_names(Segment))]
-StageName = Annotated[Stage, _spelt_as(_own_names(Stage))]
-RoleName = Annotated[Role, _spelt_as(_own_names(Role))]
+SegmentName = Annotated[Segment, _spelt_as(_own_name(Segment))]
+StageName = Annotated[Stage, _spelt_as(_own_name(Stage))]
+#: A committee role, another name for one (roles.toml: `CFO`, `Economic Buyer`), or a job title some of whose
+#: words, its rank aside, are one of those (`Head of IT Security` is it).
+RoleName = Annotated[Role, _spelt_as(_role_named)]
 #: A buying-signal event: `Pricing Page View` and `pricing-page-view` are `pricing_page_view`.
 EventName = Annotated[str, BeforeValidator(_event_name), StringConstraints(min_length=1, max_length=64)]
 #: A language: its code, a tag (`de-DE`) or its name (`German`, `Deutsch`); stored as the ISO 639-1 code.
@@ -227,7 +284,7 @@ LanguageCode = Annotated[str, AfterValidator(language_code)]
 VisitorLanguage = Annotated[str, AfterValidator(preferred_language)]
 #: An asset type, another name for one (asset_types.toml), or a name some of whose words are one of those
 #: (`Quick Start Guide` is a guide: `asset_type_by_word`).
-AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_names, by_word=True)]
+AssetTypeName = Annotated[AssetType, _spelt_as(_asset_type_named)]
 
 
 class Asset(BaseModel):

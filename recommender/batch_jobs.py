@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from content_library import LABEL_FIELDS, Asset, RawRecord, RecordInvalid, RecordProblem, is_absent, parse_record
 from content_library.languages import detect_language
-from content_library.schema import Role, Segment, Stage, spelling
+from content_library.schema import Segment, Stage, not_a_role, spelling
 from recommender.batch_io import BatchError, Column, Kind, Table
 from recommender.config import RankingConfig, StageSignalMap
 from recommender.embeddings import Embedder
@@ -359,11 +359,13 @@ def _field(error: Any) -> str | None:
     return str(error["loc"][0]) if error["loc"] else None
 
 
-_CHOICES = {"segment": Segment, "role": Role, "stage": Stage}
+_CHOICES = {"segment": Segment, "stage": Stage}
 
 
 def _contact_message(error: Any) -> str:
     name = _field(error)
+    if error["type"] == "enum" and name == "role":
+        return not_a_role(error.get("input"))
     if error["type"] == "enum" and name in _CHOICES:
         return f"{error.get('input')!r} is not one of {', '.join(m.value for m in _CHOICES[name])}"
     if error["type"] == "missing":

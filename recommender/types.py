@@ -65,7 +65,11 @@ class BuyerRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     segment: SegmentName = Field(description="enterprise (a buying-committee member) or smb (a self-researcher)")
-    role: RoleName | None = Field(default=None, description="The committee role, or owner for SMB.")
+    role: RoleName | None = Field(
+        default=None,
+        description="The committee role, or owner for SMB; a job title or persona naming one counts ('CFO', "
+        "'Head of IT Security', 'Leiter Einkauf').",
+    )
     stage: StageName | None = Field(default=None, description="The buying stage; wins over signals.")
     signals: tuple[EventName, ...] = Field(
         default=(), max_length=MAX_LIST_ITEMS, description="Buying-signal events, oldest first."

@@ -137,12 +137,36 @@ def test_asset_types_may_be_written_as_exports_name_them(api_client):
     assert {item["id"] for item in items} == {"ent-cons-2", "ent-ret-1"}
 
 
+def test_a_job_title_counts_as_the_committee_role_it_names(api_client):
+    by_title = {"segment": "enterprise", "role": "Head of IT Security", "stage": "decision", "explain": True}
+
+    answer = api_client.post("/v1/recommendations", json=by_title)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == api_client.post("/v1/recommendations", json=by_title | {"role": "it"}).get_json()
+
+
+def test_a_title_that_names_no_role_is_refused_saying_titles_are_read(api_client):
+    response = api_client.post("/v1/recommendations", json={"segment": "enterprise", "role": "Senior Manager"})
+
+    assert response.status_code == 422
+    [field] = response.get_json()["error"]["fields"]
+    assert field["field"] == "role"
+    assert field["problem"].startswith(
+        "not one of executive, finance, it, procurement, end_user, owner, nor a job title"
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "field", "allowed"),
     [
         ({"segment": "mid-market"}, "segment", ["enterprise", "smb"]),
         ({"role": "owner"}, "segment", None),
-        ({"segment": "smb", "role": "cfo"}, "role", ["executive", "finance", "it", "procurement", "end_user", "owner"]),
+        (
+            {"segment": "smb", "role": "intern"},
+            "role",
+            ["executive", "finance", "it", "procurement", "end_user", "owner"],
+        ),
         ({"segment": "smb", "stage": "purchase"}, "stage", ["awareness", "consideration", "decision", "retention"]),
         ({"segment": "smb", "k": 0}, "k", None),
         ({"segment": "smb", "k": MAX_K + 1}, "k", None),

@@ -510,6 +510,8 @@ def test_bad_contacts_are_reported_with_line_and_field(tmp_path: Path, recommend
         {"segment": "enterprise"},
         {"contact_id": "c5", "segment": "enterprise", "k": 500},
         {"contact_id": "c6", "segment": "smb", "reading": "no-such-asset"},
+        {"contact_id": "c7", "segment": "enterprise", "role": "Intern"},
+        {"contact_id": "c8", "segment": "enterprise", "role": "VP Finance"},
     ]
     reported = []
 
@@ -527,11 +529,13 @@ def test_bad_contacts_are_reported_with_line_and_field(tmp_path: Path, recommend
         ("line 4", "contact_id"),
         ("line 5", "k"),
         ("line 6", "reading"),
+        ("line 7", "role"),
     ]
     assert reported[0].message == "'midmarket' is not one of enterprise, smb"
     assert reported[1].message.startswith("unknown buying signal 'fax_received'; known signals are site_visit, ")
     assert reported[4].message == "no asset 'no-such-asset' in the index"
-    assert (summary.read, summary.written, summary.skipped) == (6, 1, 5)
+    assert reported[5].message.startswith("'Intern' is not one of executive, finance, it, procurement, end_user, owner")
+    assert (summary.read, summary.written, summary.skipped) == (8, 2, 6)
 
 
 def test_a_resumed_run_ranks_against_the_date_the_run_started(

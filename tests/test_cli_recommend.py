@@ -162,8 +162,12 @@ def test_an_unknown_signal_fails_with_one_line_listing_the_known_signals(index_d
         (["-k", "0"], "k: Input should be greater than or equal to 1"),
         (["-k", "101"], "k: Input should be less than or equal to 100"),
         (["--asset-type", "hologram"], "asset_types.0: Input should be 'whitepaper', 'case_study'"),
+        (
+            ["--role", "Intern"],
+            "role: 'Intern' is not one of executive, finance, it, procurement, end_user, owner, nor",
+        ),
     ],
-    ids=["language", "k too small", "k too large", "asset type"],
+    ids=["language", "k too small", "k too large", "asset type", "role"],
 )
 def test_an_invalid_request_fails_with_one_line_naming_the_field(index_dir: Path, hash_model, args, message):
     result = recommend(index_dir, "--segment", "smb", *args)
@@ -188,6 +192,14 @@ def test_segment_role_and_stage_may_be_written_in_capitals(index_dir: Path, hash
 
     assert written.exit_code == 0, written.output
     assert json.loads(written.output) == json.loads(canonical.output)
+
+
+def test_a_job_title_is_read_as_the_role_it_names(index_dir: Path, hash_model):
+    by_title = recommend(index_dir, "--segment", "enterprise", "--role", "VP Finance", "--json")
+    by_role = recommend(index_dir, "--segment", "enterprise", "--role", "finance", "--json")
+
+    assert by_title.exit_code == 0, by_title.output
+    assert json.loads(by_title.output) == json.loads(by_role.output)
 
 
 def test_a_folder_without_an_index_fails_with_the_command_to_build_one(tmp_path: Path):

@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from content_library import LibraryError
+from content_library.schema import not_a_role
 from recommender.errors import RecommenderError
 
 INDEX_DIR_HELP = "Index directory (default: $RECOMMENDER_INDEX_DIR or ./index)."
@@ -72,5 +73,6 @@ def validation_message(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "input"
-        problems.append(f"{field}: {error['msg']}")
+        message = not_a_role(error.get("input")) if field == "role" and error["type"] == "enum" else error["msg"]
+        problems.append(f"{field}: {message}")
     return "invalid request: " + "; ".join(problems)

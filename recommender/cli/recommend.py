@@ -18,8 +18,8 @@ from recommender.config import RankingConfig
 )
 @click.option(
     "--role",
-    type=click.Choice(["executive", "finance", "it", "procurement", "end_user", "owner"], case_sensitive=False),
-    help="Committee role (owner for SMB).",
+    help="Committee role: executive, finance, it, procurement or end_user (owner for SMB), or a job title naming "
+    "one ('Head of IT').",
 )
 @click.option(
     "--stage",
