@@ -174,18 +174,18 @@ EXAMPLES: dict[str, dict[str, Example]] = {
             },
         ),
         "reading-a-case-study": Example(
-            summary="What to show beside a case study a finance member is reading (its language, German, comes first)",
+            summary="What to show beside a case study a finance member is reading (its language, German, comes "
+            "first; its stage, decision, is the buyer's)",
             status=200,
             body={
                 "segment": "enterprise",
                 "role": "finance",
-                "stage": "decision",
                 "reading": "ledgerly-0046-de",
                 "k": 3,
             },
             response={
                 "stage": "decision",
-                "stage_source": {"kind": "given"},
+                "stage_source": {"kind": "reading", "asset": "ledgerly-0046-de"},
                 "items": [
                     {
                         "id": "ledgerly-0101",

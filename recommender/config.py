@@ -162,6 +162,9 @@ class RankingConfig:
     candidates_per_k: int = 10
     #: Stage used when a request gives neither a stage nor signals.
     default_stage: Stage = Stage.AWARENESS
+    #: A request with neither a stage nor signals that names the asset being read (`reading`) takes that
+    #: asset's most confident stage instead of `default_stage`, the furthest on a tie; false = the default.
+    stage_from_reading: bool = True
     stage_signals: StageSignalMap = field(
         default_factory=lambda: StageSignalMap.from_toml(
             Path(os.environ.get("RECOMMENDER_STAGE_SIGNALS", DATA_DIR / "stage_signals.toml"))
@@ -217,6 +220,15 @@ def _count(name: str) -> Any:
     return check
 
 
+def _flag(name: str) -> Any:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, not {value!r}")
+        return value
+
+    return check
+
+
 def _closeness(value: Any) -> tuple[float, float, float, float]:
     if not isinstance(value, list) or len(value) != 4:
         raise ValueError(f"stage_closeness must list 4 numbers (same stage, adjacent, two, three apart), not {value!r}")
@@ -244,6 +256,7 @@ _SETTINGS: dict[str, Any] = {
     "candidates_min": _count("candidates_min"),
     "candidates_per_k": _count("candidates_per_k"),
     "default_stage": _stage,
+    "stage_from_reading": _flag("stage_from_reading"),
 }
 
 

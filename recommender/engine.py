@@ -32,6 +32,7 @@ from recommender.types import (
     BuyerRequest,
     RecommendationResult,
     RecommendedItem,
+    StageSource,
 )
 
 log = logging.getLogger(__name__)
@@ -342,7 +343,11 @@ class Recommender:
         excluded = snapshot.resolve(request.exclude, state) | also_exclude
         language = language_code(request.language) if request.language else None
         if request.reading is not None:
-            read_id, read_vector, read_language = self._reading(request.reading, snapshot, state)
+            read_id, read_vector, read_language, read_stages = self._reading(request.reading, snapshot, state)
+            if source.kind == "default" and self.config.stage_from_reading:
+                # The last of the best: the furthest evidence decides, as among signals.
+                stage = list(Stage)[int(np.flatnonzero(read_stages == read_stages.max())[-1])]
+                source = StageSource(kind="reading", asset=read_id)
             query_vector = read_vector if query_vector is None else _unit(query_vector + read_vector)
             excluded.add(read_id)
             # Shown already, in effect: its near-copies and translations pay as a sequence's earlier steps do.
@@ -402,8 +407,9 @@ class Recommender:
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
 
-    def _reading(self, ref: str, snapshot: Snapshot, state: Any) -> tuple[str, np.ndarray, int]:
-        """The id, stored vector and language code of the asset a buyer is reading (named by id or URL)."""
+    def _reading(self, ref: str, snapshot: Snapshot, state: Any) -> tuple[str, np.ndarray, int, np.ndarray]:
+        """The id, stored vector, language code and stage confidences of the asset a buyer is reading
+        (named by id or URL)."""
         row = snapshot.row_of(ref, state)
         if row is None:
             hint = "give an indexed asset's id or URL"
@@ -411,8 +417,9 @@ class Recommender:
                 hint = "this index predates finding assets by URL: run `recommender compact` to add it"
             raise UnknownReading(f"reading names no asset in the index ('{ref}'); {hint}")
         rows = np.array([row])
-        language = int(snapshot.features_of(rows, state).language[0])
-        return snapshot.ids_of(rows, state)[0], snapshot.vectors_of(rows, state)[0], language
+        features = snapshot.features_of(rows, state)
+        vector = snapshot.vectors_of(rows, state)[0]
+        return snapshot.ids_of(rows, state)[0], vector, int(features.language[0]), features.stages[0]
 
     def _centred(
         self, similarity: np.ndarray, query_vector: np.ndarray, snapshot: Snapshot, features: FeatureTable

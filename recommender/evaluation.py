@@ -186,7 +186,8 @@ def read_expected_stages(path: str | Path) -> dict[str, Stage]:
 @dataclass(frozen=True)
 class StageAgreement:
     """How often the stage the engine infers is the one a person judged, over requests that do not
-    give their stage (from signals, or the default when there are none)."""
+    give their stage (from signals, or the default when there are none). A request whose stage comes
+    from the asset it is reading is not counted: that stage is the tagger's, not an inference."""
 
     agree: int
     judged: int
@@ -215,6 +216,8 @@ def stage_agreement(
         request = item.request
         if request.stage is not None or item.qid not in expected:
             continue
+        if request.reading is not None and not request.signals and config.stage_from_reading:
+            continue  # its stage is the read asset's, known only to an index: not inferred from signals
         inferred, _ = resolve_stage(request.segment, None, request.signals, config.stage_signals, config.default_stage)
         judged += 1
         if inferred == expected[item.qid]:
@@ -468,7 +471,6 @@ def evaluate(
         systems["dense+labels"] = SystemScores()
         labels_of = [curated.get(i, (frozenset(), frozenset())) for i in ids]
     groups: dict[str, dict[str, list[str]]] = {"segment": {}, "stage_source": {}, "language": {}, "query": {}}
-    config = recommender.config
     for item in requests:
         request = item.request.model_copy(update={"k": k})
         grades = qrels.get(item.qid, {})
@@ -476,12 +478,11 @@ def evaluate(
         read = snapshot.ids_of(np.array([row]))[0] if row is not None else None
         words = request_words(request, stored[read][0].title if read in stored else "")
         excluded = snapshot.resolve(request.exclude) | ({read} if read else set())
-        stage, source = resolve_stage(
-            request.segment, request.stage, request.signals, config.stage_signals, config.default_stage
-        )
+        result = recommender.recommend(request)
+        stage, source = result.stage, result.stage_source
         similarity = vectors @ recommender.embed_query(words)
         ranked = {
-            "engine": [i.id for i in recommender.recommend(request).items],
+            "engine": [i.id for i in result.items],
             **{name: [i.id for i in other.recommend(request).items] for name, other in compare.items()},
             "bm25": _top(bm25.get_scores(_tokens(words)), ids, k, excluded),
             "dense": _top(similarity, ids, k, excluded),

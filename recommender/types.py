@@ -5,14 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from content_library.schema import (
     Asset,
     AssetType,
     AssetTypeName,
     EventName,
+    Role,
     RoleName,
+    Segment,
     SegmentName,
     Stage,
     StageName,
@@ -98,17 +100,27 @@ class BuyerRequest(BaseModel):
     )
     k: int = Field(default=10, ge=1, le=MAX_K, description="How many assets to return.")
 
+    @field_validator("role")
+    @classmethod
+    def _smb_executive_is_the_owner(cls, role: Role | None, info: ValidationInfo) -> Role | None:
+        # An SMB has one decision maker, its owner (domain.md): its CEO or managing director is that person.
+        return Role.OWNER if role is Role.EXECUTIVE and info.data.get("segment") is Segment.SMB else role
+
 
 class StageSource(BaseModel):
     """Where the resolved stage came from."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["given", "signal", "default"]
+    kind: Literal["given", "signal", "reading", "default"]
     signal: str | None = None
+    #: With kind "reading": the id of the asset being read, whose stage it is.
+    asset: str | None = None
 
     def __str__(self) -> str:
-        return f"signal:{self.signal}" if self.kind == "signal" else self.kind
+        if self.kind == "signal":
+            return f"signal:{self.signal}"
+        return f"reading:{self.asset}" if self.kind == "reading" else self.kind
 
 
 class RecommendedItem(BaseModel):

@@ -110,6 +110,9 @@ def test_a_marketer_sees_what_to_show_beside_a_page_given_its_url(page, live_app
     titles = page.locator("#recommend-results .card h3").all_inner_texts()
     assert titles == [item["title"] for item in expected["items"]]
     assert client.get("/v1/assets/ent-dec-1").get_json()["asset"]["title"] not in titles
+    assert page.inner_text("#recommend-status").startswith(
+        "Stage decision (the stage of the asset being read, ent-dec-1)"
+    )
 
 
 def test_a_marketer_previews_a_nurture_sequence(page, live_app):

@@ -273,6 +273,6 @@ def test_the_installed_script_recommends_across_languages_with_the_real_model(li
 
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert (result["stage"], result["stage_source"]) == ("consideration", {"kind": "given", "signal": None})
+    assert (result["stage"], result["stage_source"]) == ("consideration", {"kind": "given"})
     assert result["items"][0]["id"] == "ent-cons-2"
     assert len(result["items"]) == 3

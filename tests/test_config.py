@@ -81,17 +81,18 @@ def test_a_toml_file_overrides_the_weights_and_settings_it_names_and_keeps_the_o
     path = write(
         tmp_path / "ranking.toml",
         'max_per_type = 2\ndefault_stage = "decision"\nstage_closeness = [1.0, 0.5, 0.2, 0.0]\n'
-        "[weights]\nrelevance = 3.5\nlanguage = 0.0\n",
+        "stage_from_reading = false\n[weights]\nrelevance = 3.5\nlanguage = 0.0\n",
     )
 
     config = RankingConfig.from_toml(path)
 
     defaults = RankingConfig()
     assert config.weights == dataclasses.replace(defaults.weights, relevance=3.5, language=0.0)
-    assert (config.max_per_type, config.default_stage, config.stage_closeness) == (
+    assert (config.max_per_type, config.default_stage, config.stage_closeness, config.stage_from_reading) == (
         2,
         Stage.DECISION,
         (1.0, 0.5, 0.2, 0.0),
+        False,
     )
     assert config.diversity == defaults.diversity
     assert config.type_priors == defaults.type_priors
@@ -158,6 +159,7 @@ def test_a_ranking_file_that_is_not_toml_is_refused(tmp_path: Path):
         ('max_per_type = "two"\n', "max_per_type must be a whole number of 0 or more, not 'two'"),
         ("max_per_type = 2.5\n", "max_per_type must be a whole number of 0 or more, not 2.5"),
         ("freshness_half_life_days = 0\n", "freshness_half_life_days must be more than 0"),
+        ('stage_from_reading = "no"\n', "stage_from_reading must be true or false, not 'no'"),
     ],
     ids=[
         "unknown default_stage",
@@ -169,6 +171,7 @@ def test_a_ranking_file_that_is_not_toml_is_refused(tmp_path: Path):
         "max_per_type not a number",
         "max_per_type fractional",
         "zero half-life",
+        "stage_from_reading not a boolean",
     ],
 )
 def test_a_setting_of_the_wrong_kind_is_refused_with_one_message_naming_it(tmp_path: Path, text: str, problem: str):

@@ -683,8 +683,11 @@ def test_stage_agreement_counts_requests_without_a_given_stage_and_names_each_mi
         EvalRequest("wrong", BuyerRequest(segment="smb", signals=["pricing_page_view"])),
         EvalRequest("nothing", BuyerRequest(segment="smb")),
         EvalRequest("unjudged", BuyerRequest(segment="smb", signals=["demo"])),
+        # Its stage is the read asset's, not inferred: not counted.
+        EvalRequest("reading", BuyerRequest(segment="smb", reading="s-1")),
     ]
     judged = {"given": Stage.RETENTION, "signals": Stage.DECISION, "wrong": Stage.AWARENESS, "nothing": Stage.DECISION}
+    judged["reading"] = Stage.DECISION
 
     agreement = stage_agreement(asked, judged, RankingConfig())
 

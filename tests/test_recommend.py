@@ -231,6 +231,11 @@ def test_a_language_no_fitting_asset_is_written_in_falls_back_to_the_others(engi
     assert all(item.reasons["language"] == 0.0 for item in result.items)
 
 
+@pytest.mark.parametrize(("segment", "role"), [("smb", "owner"), ("enterprise", "executive")])
+def test_an_executive_of_an_smb_is_its_owner_its_one_decision_maker(segment: str, role: str):
+    assert [BuyerRequest(segment=segment, role=written).role for written in ("executive", "CEO")] == [role, role]
+
+
 def test_the_asset_types_filter_returns_only_those_types(engine: Recommender):
     request = BuyerRequest(segment="smb", query="pricing", asset_types=["guide", "video"], k=20)
 
@@ -405,6 +410,35 @@ def test_a_given_language_wins_over_the_read_assets(engine: Recommender):
     items = engine.recommend(BuyerRequest(segment="smb", reading="e-re-it-erp", language="id", k=36)).items
 
     assert {item.asset.language for item in items if item.reasons["language"] > 0} == {"id"}
+
+
+def test_without_a_stage_or_signals_the_read_assets_stage_is_the_buyers(engine: Recommender):
+    result = engine.recommend(BuyerRequest(segment="enterprise", reading="e-co-fin-approval"))
+
+    assert (result.stage, str(result.stage_source)) == ("consideration", "reading:e-co-fin-approval")
+
+
+@pytest.mark.parametrize(
+    ("fields", "stage", "source"),
+    [
+        ({"stage": "awareness"}, "awareness", "given"),
+        ({"signals": ["purchase_order"]}, "retention", "signal:purchase_order"),
+    ],
+)
+def test_a_given_stage_or_signals_win_over_the_read_assets_stage(engine: Recommender, fields, stage, source):
+    result = engine.recommend(BuyerRequest(segment="enterprise", reading="e-co-fin-approval", **fields))
+
+    assert (result.stage, str(result.stage_source)) == (stage, source)
+
+
+def test_the_read_assets_stage_can_be_turned_off_for_the_default(engine: Recommender):
+    plain = Recommender(engine.store.root, HashEmbedder(), config=RankingConfig(stage_from_reading=False))
+    try:
+        result = plain.recommend(BuyerRequest(segment="enterprise", reading="e-co-fin-approval"))
+    finally:
+        plain.close()
+
+    assert (result.stage, str(result.stage_source)) == ("awareness", "default")
 
 
 def test_reading_an_asset_not_in_the_index_is_an_error_naming_the_field(engine: Recommender):

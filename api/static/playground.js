@@ -114,6 +114,7 @@ function reasons(values) {
 function stageText(result) {
   const source = result.stage_source;
   const why = source.kind === "signal" ? "inferred from the signal " + source.signal
+    : source.kind === "reading" ? "the stage of the asset being read, " + source.asset
     : source.kind === "given" ? "as given" : "the default, with no stage or signals";
   return "Stage " + result.stage + " (" + why + ") · index version " + result.index_version;
 }

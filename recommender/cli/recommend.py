@@ -49,7 +49,11 @@ def recommend(index_dir: Path, config_path: Path | None, as_json: bool, **fields
     config = RankingConfig.from_toml(config_path) if config_path else None
     result = Recommender.load(index_dir, config=config).recommend(request)
     if as_json:
-        click.echo(result.model_dump_json(indent=2, exclude={"items": {"__all__": {"asset": {"body"}}}}))
+        # The stage source's fields without a value are left out, as the HTTP API leaves them.
+        unset = {name for name, value in result.stage_source if value is None}
+        click.echo(
+            result.model_dump_json(indent=2, exclude={"items": {"__all__": {"asset": {"body"}}}, "stage_source": unset})
+        )
         return
     click.echo(f"Stage: {result.stage.value} ({result.stage_source})")
     for rank, item in enumerate(result.items, 1):
