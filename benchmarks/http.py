@@ -129,7 +129,7 @@ def run(sizes: Sequence[int], *, model: str, seconds: float, folder: Path = RESU
         f"locust (FastHttpUser, {CLIENTS} clients without think time, {seconds:.0f} s a turn) in its own process on "
         "the same machine; empty route and no-query turns alternate three times (medians). Goal: without a query "
         "at least 0.5 of the empty route's requests per second, no failures. Without a query the clients cycle "
-        "through 168 buyer contexts, so after each worker's first pass they are answered from its result cache "
+        "through 156 buyer contexts, so after each worker's first pass they are answered from its result cache "
         "(see the latency table for a request ranked anew). With a query every request has a new "
         "text, so the model encodes each one. p50/p99 are locust's (rounded to its histogram buckets)."
     )

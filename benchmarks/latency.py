@@ -86,10 +86,12 @@ class SizeResult:
 
 
 def buyers() -> list[BuyerRequest]:
-    """168 buyer contexts: every segment, stage and role (or none), in no language, English or German."""
+    """156 buyer contexts: every segment, stage and role (or none), in no language, English or German; an
+    SMB's executive is its owner, so that pair is left out."""
     return [
         BuyerRequest(segment=segment, stage=stage, role=role, language=language, k=10)
         for segment, stage, role, language in itertools.product(Segment, Stage, (None, *Role), (None, "en", "de"))
+        if (segment, role) != (Segment.SMB, Role.EXECUTIVE)
     ]
 
 

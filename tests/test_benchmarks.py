@@ -79,10 +79,10 @@ def test_every_timed_request_with_a_query_runs_the_model(tmp_path: Path, monkeyp
     monkeypatch.setattr(library, "WORK", tmp_path)
     results = latency.measure_size(TINY, Counting(TINY), repeats=1, queries=4, log=lambda _: None)
 
-    # Each kind ranks its own requests, none answered from the other's caches: per kind the 168 buyers
+    # Each kind ranks its own requests, none answered from the other's caches: per kind the 156 buyers
     # once, twice more with exclusions (one pass untimed), 4 requests with a query and the same 4 again,
     # 4 beside a read asset, and 2 sequences of one ranking per step.
-    assert len(ranked) == 2 * (168 + 2 * 168 + 4 + 4 + 4 + 2 * latency.SEQUENCE_STEPS)
+    assert len(ranked) == 2 * (156 + 2 * 156 + 4 + 4 + 4 + 2 * latency.SEQUENCE_STEPS)
     # Per index kind: the baseline encodes 4 texts, then the 4 requests carrying them encode them again.
     assert [len(r.with_query.wall) for r in results] == [4, 4]
     assert [len(r.engine.wall) for r in results] == [4, 4]  # the same requests again, from the query cache
