@@ -431,6 +431,22 @@ def test_a_given_stage_or_signals_win_over_the_read_assets_stage(engine: Recomme
     assert (result.stage, str(result.stage_source)) == (stage, source)
 
 
+def test_of_a_read_assets_equally_sure_stages_the_furthest_is_the_buyers(tmp_path: Path):
+    labels = {"segments": ["enterprise"], "roles": ["finance"]}
+    assets = [
+        make_asset("both", title="invoice approval", stages=["consideration", "decision"], **labels),
+        make_asset("other", title="fleet vans", stages=["awareness"], **labels),
+    ]
+    build_index([write_jsonl(tmp_path / "library.jsonl", assets)], tmp_path / "index", HashEmbedder(), tagger=None)
+    recommender = Recommender(tmp_path / "index", HashEmbedder())
+    try:
+        result = recommender.recommend(BuyerRequest(segment="enterprise", reading="both"))
+    finally:
+        recommender.close()
+
+    assert (result.stage, str(result.stage_source)) == ("decision", "reading:both")
+
+
 def test_the_read_assets_stage_can_be_turned_off_for_the_default(engine: Recommender):
     plain = Recommender(engine.store.root, HashEmbedder(), config=RankingConfig(stage_from_reading=False))
     try:
