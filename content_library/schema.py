@@ -179,19 +179,21 @@ def _names_files(vocabulary: type[StrEnum], kind: str, files: list[Path]) -> tup
                 content = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"{file}: cannot read the {kind} names ({exc})") from exc
-        for key, names in [("ranks", content.get("ranks", [])), *content.get("aliases", {}).items()]:
-            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-                raise ValueError(f'{file}: the names of {key} are not a list of strings, such as ["a name", "another"]')
-            if key == "ranks":
-                ranks.update(spelling(name) for name in names)
-                continue
+        ranks.update(spelling(name) for name in _listed(file, "ranks", content.get("ranks", [])))
+        for key, names in content.get("aliases", {}).items():
             if key not in out or out[key] != key:
                 raise ValueError(f"{file}: '{key}' is not one of the {kind}s ({allowed(vocabulary)})")
-            for alias in names:
+            for alias in _listed(file, key, names):
                 spelt = spelling(alias)
                 if out.setdefault(spelt, key) != key:
                     raise ValueError(f"{file}: '{alias}' names both {out[spelt]} and {key}")
     return out, frozenset(ranks)
+
+
+def _listed(file: Path, key: str, names: Any) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f'{file}: the names of {key} are not a list of strings, such as ["a name", "another"]')
+    return names
 
 
 def _spelt_as(read_name: Callable[[str], str | None]) -> BeforeValidator:

@@ -461,17 +461,29 @@ def test_the_judged_job_titles_read_as_judged_but_the_three_misses_readme_names(
     }
 
 
-def test_a_teams_roles_file_is_read_instead_of_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    own = tmp_path / "our_roles.toml"
-    own.write_text('ranks = ["clerk"]\n[aliases]\nend_user = ["accounts_payable"]\n')
-    monkeypatch.setenv("RECOMMENDER_ROLES", str(own))
+@pytest.fixture
+def team_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A team's edited copy of the role names, named by RECOMMENDER_ROLES (write it before use)."""
+    path = tmp_path / "our_roles.toml"
+    monkeypatch.setenv("RECOMMENDER_ROLES", str(path))
     schema._role_names.cache_clear()
-    try:
-        assert Asset.model_validate(GOOD | {"roles": ["Accounts Payable Clerk"]}).roles == ("end_user",)
-        with pytest.raises(ValidationError, match="Input should be 'executive'"):
-            Asset.model_validate(GOOD | {"roles": ["CFO"]})
-    finally:
-        schema._role_names.cache_clear()
+    yield path
+    schema._role_names.cache_clear()
+
+
+def test_a_teams_roles_file_is_read_instead_of_the_shipped_one(team_roles: Path) -> None:
+    team_roles.write_text('ranks = ["clerk"]\n[aliases]\nend_user = ["accounts_payable"]\n')
+
+    assert Asset.model_validate(GOOD | {"roles": ["Accounts Payable Clerk"]}).roles == ("end_user",)
+    with pytest.raises(ValidationError, match="Input should be 'executive'"):
+        Asset.model_validate(GOOD | {"roles": ["CFO"]})
+
+
+def test_ranks_listed_among_the_roles_names_are_refused_as_not_a_role(team_roles: Path) -> None:
+    team_roles.write_text('[aliases]\nranks = ["clerk"]\n')
+
+    with pytest.raises(ValueError, match=f"^{re.escape(str(team_roles))}: 'ranks' is not one of the roles"):
+        schema._role_names()
 
 
 def test_an_asset_without_a_body_is_read_and_embedded_by_its_title(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -438,21 +439,17 @@ def test_of_a_read_assets_equally_sure_stages_the_furthest_is_the_buyers(tmp_pat
         make_asset("other", title="fleet vans", stages=["awareness"], **labels),
     ]
     build_index([write_jsonl(tmp_path / "library.jsonl", assets)], tmp_path / "index", HashEmbedder(), tagger=None)
-    recommender = Recommender(tmp_path / "index", HashEmbedder())
-    try:
+    with closing(Recommender(tmp_path / "index", HashEmbedder())) as recommender:
         result = recommender.recommend(BuyerRequest(segment="enterprise", reading="both"))
-    finally:
-        recommender.close()
 
     assert (result.stage, str(result.stage_source)) == ("decision", "reading:both")
 
 
 def test_the_read_assets_stage_can_be_turned_off_for_the_default(engine: Recommender):
-    plain = Recommender(engine.store.root, HashEmbedder(), config=RankingConfig(stage_from_reading=False))
-    try:
+    with closing(
+        Recommender(engine.store.root, HashEmbedder(), config=RankingConfig(stage_from_reading=False))
+    ) as plain:
         result = plain.recommend(BuyerRequest(segment="enterprise", reading="e-co-fin-approval"))
-    finally:
-        plain.close()
 
     assert (result.stage, str(result.stage_source)) == ("awareness", "default")
 
