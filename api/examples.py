@@ -508,6 +508,8 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                 "steps": 4,
             },
             response={
+                "stage": "awareness",
+                "stage_source": {"kind": "given"},
                 "steps": [
                     {
                         "step": 1,
@@ -622,15 +624,15 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                 "request_id": "5f0c2e7a9d4b4e1c",
             },
         ),
-        "missing-stage": Example(
-            summary="The stage is required",
+        "k-given": Example(
+            summary="A sequence takes steps, not k",
             status=422,
-            body={"segment": "smb", "steps": 3},
+            body={"segment": "smb", "signals": ["pricing_page_view"], "steps": 3, "k": 3},
             response={
                 "error": {
                     "status": 422,
-                    "message": "invalid request: check stage",
-                    "fields": [{"field": "stage", "problem": "required"}],
+                    "message": "invalid request: check k",
+                    "fields": [{"field": "k", "problem": "a sequence holds one asset per step: give steps, not k"}],
                 },
                 "request_id": "5f0c2e7a9d4b4e1c",
             },

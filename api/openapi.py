@@ -103,8 +103,9 @@ OPERATIONS = (
         "v1.sequences.sequence",
         "Recommendations",
         "A nurture sequence for an email campaign",
-        f"One asset per step (1 to {s.MAX_STEPS}), moving from the given stage towards decision (from decision "
-        "on, into retention), never repeating an asset, each with its reasons.",
+        f"One asset per step (1 to {s.MAX_STEPS}), moving from the buyer's stage towards decision (from decision "
+        "on, into retention), never repeating an asset, each with its reasons. The buyer is a recommendation's: "
+        "the first stage is given, or inferred from the signals or the asset being read, else the default.",
         200,
         s.SequenceResponse,
         body=s.SequenceRequest,

@@ -11,7 +11,8 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from content_library.schema import (
     Asset,
@@ -19,7 +20,6 @@ from content_library.schema import (
     AssetTypeName,
     LanguageCode,
     Role,
-    RoleName,
     Segment,
     SegmentName,
     Stage,
@@ -28,11 +28,12 @@ from content_library.schema import (
 from recommender.types import (
     MAX_K,
     MAX_QUERY_CHARS,
+    MAX_STEPS,
     AssetId,
     AssetLabels,
-    AssetRef,
     BuyerRequest,
     FieldLabels,
+    NurtureSequence,
     RecommendationResult,
     RecommendedItem,
     StageSource,
@@ -41,7 +42,6 @@ from recommender.types import (
 MAX_BATCH = 1000
 MAX_BULK = 1000
 MAX_TAG = 100
-MAX_STEPS = 12
 MAX_BROWSE = 200
 DEFAULT_BROWSE = 50
 #: Default request body limit in bytes (Flask's MAX_CONTENT_LENGTH); a larger body gets 413.
@@ -114,30 +114,27 @@ class BatchEnvelope(BaseModel):
     requests: list[JsonValue] = Field(max_length=MAX_BATCH)
 
 
-class SequenceRequest(BaseModel):
-    """A nurture sequence for an email campaign: one asset per step, moving down the funnel."""
+class SequenceRequest(BuyerRequest):
+    """A nurture sequence for an email campaign: one asset per step, moving down the funnel.
+
+    The buyer is a recommendation's: the first step's stage is given, or read from the signals or the
+    asset being read, as for a recommendation.
+    """
 
     model_config = _STRICT
 
-    segment: SegmentName
-    stage: StageName = Field(description="The stage of the first step; later steps move towards decision.")
-    role: RoleName | None = Field(default=None, description=BuyerRequest.model_fields["role"].description)
-    query: Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS, strip_whitespace=True)] | None = Field(
-        default=None, description="The campaign's topic, in any language."
-    )
-    language: LanguageCode | None = Field(
-        default=None, description="Preferred content language (ISO 639-1; de-DE counts as de, and so does German)."
-    )
-    # The engine excludes each chosen asset from later steps within its 10,000-id limit.
-    exclude: tuple[AssetRef, ...] = Field(
-        default=(), max_length=10_000 - MAX_STEPS, description="Assets never to use, by id or URL."
-    )
-    reading: AssetRef | None = Field(
+    stage: StageName | None = Field(
         default=None,
-        description="The asset the contact read last, by id or URL: it leads every step's topic (with the query, "
-        "if any), is never used, nor its translations, and its language is preferred when `language` is not given.",
+        description="The stage of the first step (later steps move towards decision); wins over signals.",
     )
     steps: JsonInt = Field(ge=1, le=MAX_STEPS, description=f"How many emails (1 to {MAX_STEPS}).")
+    # A step holds one asset, so `k` means nothing here; refused rather than silently ignored.
+    k: SkipJsonSchema[int] = 1
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _no_k(cls, value: Any) -> Any:
+        raise ValueError("a sequence holds one asset per step: give steps, not k")
 
 
 class AssetIn(Asset):
@@ -285,8 +282,24 @@ class SequenceStep(BaseModel):
 class SequenceResponse(BaseModel):
     model_config = _OUT
 
+    stage: Stage = Field(
+        description="The first step's stage: given, inferred from signals or the asset being read, or the default."
+    )
+    stage_source: StageSource
     steps: list[SequenceStep] = Field(description="Fewer than asked when the library runs out of fitting assets.")
     index_version: str
+
+    @classmethod
+    def of(cls, sequence: NurtureSequence) -> SequenceResponse:
+        return cls(
+            stage=sequence.stage,
+            stage_source=sequence.stage_source,
+            steps=[
+                SequenceStep(step=n, stage=step.stage, item=RecommendedAsset.of(step.item, explain=True))
+                for n, step in enumerate(sequence.steps, 1)
+            ],
+            index_version=sequence.index_version,
+        )
 
 
 class AssetRecord(BaseModel):

@@ -146,12 +146,7 @@ def measure_size(size: int, embedder: Embedder, *, repeats: int, queries: int, l
             text = f"{_QUERIES[i % len(_QUERIES)]} {kind[0]}{i}"  # encoded above: from the query cache
             result.sequence.time(
                 lambda request=request, text=text: recommender.sequence(
-                    request.segment,
-                    request.stage,
-                    SEQUENCE_STEPS,
-                    role=request.role,
-                    query=text,
-                    language=request.language,
+                    request.model_copy(update={"query": text}), SEQUENCE_STEPS
                 )
             )
         if kind == "approximate":

@@ -14,7 +14,15 @@ from recommender.errors import (
     UnknownSignal,
 )
 from recommender.tagging import Tagger
-from recommender.types import AssetLabels, BuyerRequest, RecommendationResult, RecommendedItem, StageSource
+from recommender.types import (
+    AssetLabels,
+    BuyerRequest,
+    NurtureSequence,
+    NurtureStep,
+    RecommendationResult,
+    RecommendedItem,
+    StageSource,
+)
 
 __all__ = [
     "AssetLabels",
@@ -25,6 +33,8 @@ __all__ = [
     "IndexCorrupt",
     "IndexNotFound",
     "ModelError",
+    "NurtureSequence",
+    "NurtureStep",
     "RankingConfig",
     "RankingWeights",
     "RecommendationResult",

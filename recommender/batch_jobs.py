@@ -27,7 +27,7 @@ from recommender.engine import Recommender
 from recommender.errors import ModelError, RecommenderError, UnknownSignal
 from recommender.signals import check_signals
 from recommender.tagging import Tagger, label_assets
-from recommender.types import BuyerRequest, RecommendationResult
+from recommender.types import BuyerRequest, NurtureSequence, RecommendationResult
 
 
 class Job(Protocol):
@@ -214,7 +214,8 @@ class PinnedDate:
 
 
 class RecommendJob:
-    """Top-k assets for each contact row (`contact_id` plus the fields of a recommend request)."""
+    """Top-k assets for each contact row (`contact_id` plus the fields of a recommend request), or with
+    `steps` a nurture sequence of that many assets."""
 
     command = "recommend-batch"
     unit = "contact"
@@ -225,11 +226,13 @@ class RecommendJob:
         recommender: Recommender | None,
         *,
         k: int = 10,
+        steps: int | None = None,
         config: RankingConfig | None = None,
         today: PinnedDate | None = None,
     ) -> None:
         self.recommender = recommender
         self.k = k
+        self.steps = steps
         self.config = config or (recommender.config if recommender else RankingConfig())
         self.today = today or PinnedDate(dt.date.today())
 
@@ -237,6 +240,7 @@ class RecommendJob:
         return {
             "index_version": self.recommender.version if self.recommender else None,
             "k": self.k,
+            "steps": self.steps,
             "config": hashlib.sha256(repr(self.config).encode()).hexdigest()[:16],
             "today": self.today.day.isoformat(),
         }
@@ -250,6 +254,10 @@ class RecommendJob:
 
     def parse(self, record: RawRecord) -> Contact:
         contact = parse_contact(record, self.k, self.config.stage_signals)
+        gives_k = any(spelling(str(key)) == "k" and not is_absent(value) for key, value in record.data.items())
+        if self.steps is not None and gives_k:
+            message = "a nurture sequence holds one asset per step (--steps sets how many): leave k out"
+            raise RecordInvalid([RecordProblem(record.source, record.location, "k", message)])
         reading = contact.request.reading
         # Found here, an unknown asset is this row's problem, listed with the others', not the run's failure.
         if reading is not None and self.recommender is not None and self.recommender.snapshot.row_of(reading) is None:
@@ -260,7 +268,11 @@ class RecommendJob:
     def process(self, items: Sequence[Contact]) -> list[dict[str, Any]]:
         if self.recommender is None:
             raise ModelError("recommending needs an index")
-        results = self.recommender.recommend_many([contact.request for contact in items])
+        requests = [contact.request for contact in items]
+        if self.steps is None:
+            results: list[Any] = self.recommender.recommend_many(requests)
+        else:
+            results = self.recommender.sequence_many(requests, self.steps)
         rows = []
         for contact, result in zip(items, results, strict=True):
             if isinstance(result, RecommenderError):
@@ -276,10 +288,16 @@ class RecommendJob:
         return Contact(raw["contact_id"], BuyerRequest.model_validate(raw["request"]))
 
 
-def recommendation_row(contact_id: str, result: RecommendationResult) -> dict[str, Any]:
+def recommendation_row(contact_id: str, result: RecommendationResult | NurtureSequence) -> dict[str, Any]:
+    """A contact's output row: a ranked list, or a sequence whose items also name their step's stage."""
+    if isinstance(result, NurtureSequence):
+        chosen = [(step.item, {"stage": step.stage.value}) for step in result.steps]
+    else:
+        chosen = [(item, {}) for item in result.items]
     items = [
         {
             "rank": rank,
+            **extra,
             "id": item.id,
             "score": item.score,
             "title": item.asset.title,
@@ -287,7 +305,7 @@ def recommendation_row(contact_id: str, result: RecommendationResult) -> dict[st
             "language": item.asset.language,
             "url": item.asset.url,
         }
-        for rank, item in enumerate(result.items, 1)
+        for rank, (item, extra) in enumerate(chosen, 1)
     ]
     return {
         "contact_id": contact_id,

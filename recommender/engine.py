@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from content_library.schema import Asset, Role, Segment, Stage
+from content_library.schema import Asset, Stage
 from content_library.urls import is_url
 from recommender import ranking
 from recommender.config import RankingConfig
@@ -30,6 +30,8 @@ from recommender.tagging import Tagger, label_assets
 from recommender.types import (
     AssetLabels,
     BuyerRequest,
+    NurtureSequence,
+    NurtureStep,
     RecommendationResult,
     RecommendedItem,
     StageSource,
@@ -41,6 +43,7 @@ _EPOCH = dt.date(1970, 1, 1)
 _RELOAD_RETRY_SECONDS = 5.0
 #: A write retried when a build publishes between the write's reload and its commit.
 _WRITE_ATTEMPTS = 3
+_Answer = TypeVar("_Answer")
 #: Results of requests without a query kept per process (about 10 KB each).
 _RESULTS_CACHED = 4096
 
@@ -175,61 +178,67 @@ class Recommender:
 
     def recommend_many(self, requests: Sequence[BuyerRequest]) -> list[RecommendationResult | RecommenderError]:
         """Rank for many buyers at once; their queries are embedded together, a failure stays its own."""
+        return self._each(requests, lambda request, vector, snapshot: self._recommend(request, vector, snapshot)[0])
+
+    def sequence(self, request: BuyerRequest, steps: int) -> NurtureSequence:
+        """A nurture sequence for one buyer: one asset per step, moving down the funnel, never repeating.
+
+        The first step's stage is resolved as `recommend` resolves it: given, else from the signals (or
+        the asset being read), else the default. Steps are spread evenly over the stages from there to
+        decision (earlier stages take the remainder); a sequence starting at decision or retention
+        continues into retention. `reading` leads every step. The request's `k` is not used: a step
+        holds one asset, and the sequence ends early when no asset is left.
+        """
+        _check_steps(steps)
+        query_vector = self.embed_query(_normal_query(request.query)) if request.query else None
+        return self._sequence(request, steps, query_vector, self._snapshot)
+
+    def sequence_many(self, requests: Sequence[BuyerRequest], steps: int) -> list[NurtureSequence | RecommenderError]:
+        """A nurture sequence for each of many buyers; queries embedded together, a failure stays its own."""
+        _check_steps(steps)
+        return self._each(requests, lambda request, vector, snapshot: self._sequence(request, steps, vector, snapshot))
+
+    def _each(
+        self,
+        requests: Sequence[BuyerRequest],
+        answer: Callable[[BuyerRequest, np.ndarray | None, Snapshot], _Answer],
+    ) -> list[_Answer | RecommenderError]:
+        """`answer` for each request, over one snapshot, with the distinct queries embedded in one call."""
         snapshot = self._snapshot
         queries = list(dict.fromkeys(_normal_query(r.query) for r in requests if r.query))
         vectors = dict(zip(queries, self.embedder.encode(queries), strict=True)) if queries else {}
-        out: list[RecommendationResult | RecommenderError] = []
+        out: list[_Answer | RecommenderError] = []
         for request in requests:
             try:
-                vector = vectors[_normal_query(request.query)] if request.query else None
-                out.append(self._recommend(request, vector, snapshot)[0])
+                out.append(answer(request, vectors[_normal_query(request.query)] if request.query else None, snapshot))
             except RecommenderError as exc:
                 out.append(exc)
         return out
 
-    def sequence(
-        self,
-        segment: Segment | str,
-        stage: Stage | str,
-        steps: int,
-        *,
-        role: Role | str | None = None,
-        query: str | None = None,
-        language: str | None = None,
-        exclude: Sequence[str] = (),
-        reading: str | None = None,
-    ) -> list[tuple[Stage, RecommendedItem]]:
-        """A nurture sequence: one asset per step, moving down the funnel from `stage`, never repeating.
-
-        Steps are spread evenly over the stages from `stage` to decision (earlier stages take the
-        remainder); a sequence starting at decision or retention continues into retention. `reading`
-        is the asset the contact read last, as in `BuyerRequest`: it leads every step.
-        """
-        # Read as a request reads them: plain strings spelt any way, a language tag.
-        first = BuyerRequest(segment=segment, role=role, stage=stage, language=language, reading=reading, k=1)
-        stage = first.stage
+    def _sequence(
+        self, request: BuyerRequest, steps: int, query_vector: np.ndarray | None, snapshot: Snapshot
+    ) -> NurtureSequence:
+        stage, source = self._resolved_stage(request, snapshot, snapshot.state)
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
         stages = [s for s in Stage if stage.position <= s.position <= last.position]
         per_stage = [steps // len(stages) + (i < steps % len(stages)) for i in range(len(stages))]
-        seen = set(exclude)
-        out: list[tuple[Stage, RecommendedItem]] = []
-        query_vector = self.embed_query(_normal_query(query)) if query else None
-        snapshot = self._snapshot
+        plan = [s for s, count in zip(stages, per_stage, strict=True) for _ in range(count)]
+        seen: set[str] = set()
+        out: list[NurtureStep] = []
         chosen_vectors = np.zeros((0, snapshot.dimension), dtype=np.float32)
         chosen_languages = np.zeros(0, dtype=np.int64)
-        for step_stage, count in zip(stages, per_stage, strict=True):
-            for _ in range(count):
-                request = first.model_copy(update={"stage": step_stage})
-                result, vectors, languages = self._recommend(
-                    request, query_vector, snapshot, seen=(chosen_vectors, chosen_languages), also_exclude=seen
-                )
-                if not result.items:
-                    return out
-                out.append((step_stage, result.items[0]))
-                seen.add(result.items[0].id)
-                chosen_vectors = np.vstack([chosen_vectors, vectors[:1]])
-                chosen_languages = np.concatenate([chosen_languages, languages[:1]])
-        return out
+        for step_stage in plan:
+            step_request = request.model_copy(update={"stage": step_stage, "k": 1})
+            result, vectors, languages = self._recommend(
+                step_request, query_vector, snapshot, seen=(chosen_vectors, chosen_languages), also_exclude=seen
+            )
+            if not result.items:
+                break
+            out.append(NurtureStep(stage=step_stage, item=result.items[0]))
+            seen.add(result.items[0].id)
+            chosen_vectors = np.vstack([chosen_vectors, vectors[:1]])
+            chosen_languages = np.concatenate([chosen_languages, languages[:1]])
+        return NurtureSequence(stage=stage, stage_source=source, steps=tuple(out), index_version=snapshot.version)
 
     def search(self, text: str, k: int = 10) -> list[tuple[str, float, Asset]]:
         """Plain semantic search: the k assets closest to `text`, with their cosine similarity."""
@@ -336,18 +345,13 @@ class Recommender:
     ) -> tuple[RecommendationResult, np.ndarray, np.ndarray]:
         """The result, and the vectors and languages of its items in order (a sequence avoids their
         look-alikes: `seen` are those of the items it already holds)."""
-        stage, source = resolve_stage(
-            request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
-        )
         state = snapshot.state
+        read = self._reading(request.reading, snapshot, state) if request.reading is not None else None
+        stage, source = self._resolved_stage(request, snapshot, state, read)
         excluded = snapshot.resolve(request.exclude, state) | also_exclude
         language = language_code(request.language) if request.language else None
-        if request.reading is not None:
-            read_id, read_vector, read_language, read_stages = self._reading(request.reading, snapshot, state)
-            if source.kind == "default" and self.config.stage_from_reading:
-                # The last of the best: the furthest evidence decides, as among signals.
-                stage = list(Stage)[int(np.flatnonzero(read_stages == read_stages.max())[-1])]
-                source = StageSource(kind="reading", asset=read_id)
+        if read is not None:
+            read_id, read_vector, read_language, _ = read
             query_vector = read_vector if query_vector is None else _unit(query_vector + read_vector)
             excluded.add(read_id)
             # Shown already, in effect: its near-copies and translations pay as a sequence's earlier steps do.
@@ -406,6 +410,24 @@ class Recommender:
         result = RecommendationResult(stage=stage, stage_source=source, items=items, index_version=snapshot.version)
         chosen = selection.positions[found]
         return result, vectors[chosen], features.language[chosen]
+
+    def _resolved_stage(
+        self,
+        request: BuyerRequest,
+        snapshot: Snapshot,
+        state: Any,
+        read: tuple[str, np.ndarray, int, np.ndarray] | None = None,
+    ) -> tuple[Stage, StageSource]:
+        """The request's stage and where it came from; `read` is what `_reading` found, when already known."""
+        stage, source = resolve_stage(
+            request.segment, request.stage, request.signals, self.config.stage_signals, self.config.default_stage
+        )
+        if source.kind == "default" and request.reading is not None and self.config.stage_from_reading:
+            read_id, _, _, read_stages = read or self._reading(request.reading, snapshot, state)
+            # The last of the best: the furthest evidence decides, as among signals.
+            stage = list(Stage)[int(np.flatnonzero(read_stages == read_stages.max())[-1])]
+            source = StageSource(kind="reading", asset=read_id)
+        return stage, source
 
     def _reading(self, ref: str, snapshot: Snapshot, state: Any) -> tuple[str, np.ndarray, int, np.ndarray]:
         """The id, stored vector, language code and stage confidences of the asset a buyer is reading
@@ -600,6 +622,11 @@ def single_blas_thread() -> None:
 
 def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _check_steps(steps: int) -> None:
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
 
 
 def _normal_query(query: str) -> str:

@@ -106,6 +106,7 @@ def run_recommend(
     *,
     index_dir: str | Path,
     k: int = 10,
+    steps: int | None = None,
     config: RankingConfig | None = None,
     today: dt.date | None = None,
     ship_index: bool = False,
@@ -119,7 +120,7 @@ def run_recommend(
     spark: SparkSession | None = None,
     embedder_factory: EmbedderFactory = load_embedder,
 ) -> BatchSummary:
-    """`recommend-batch` on Spark.
+    """`recommend-batch` on Spark (with `steps`, a nurture sequence per contact).
 
     Executors open the index at `index_dir`, which must be readable at that path on every executor
     (a shared file system; in local mode any local path), unless `ship_index` sends a copy to each.
@@ -131,7 +132,7 @@ def run_recommend(
         if ship_index:
             session.sparkContext.addFile(index, recursive=True)
         config = config or RankingConfig()
-        spec = RecommendSpec(index, ship_index, version, config, today or dt.date.today(), k, embedder_factory)
+        spec = RecommendSpec(index, ship_index, version, config, today or dt.date.today(), k, steps, embedder_factory)
         return _run(session, spec, "recommend-batch", source, output, **options)
 
 

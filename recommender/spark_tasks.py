@@ -96,12 +96,13 @@ class RecommendSpec:
     config: RankingConfig
     today: dt.date
     k: int
+    steps: int | None
     embedder_factory: EmbedderFactory
 
     def job(self, loaded: bool) -> Job:
         today = PinnedDate(self.today)
         if not loaded:
-            return RecommendJob(None, k=self.k, config=self.config, today=today)
+            return RecommendJob(None, k=self.k, steps=self.steps, config=self.config, today=today)
         path = self.index_dir
         if self.shipped:
             from pyspark import SparkFiles
@@ -115,7 +116,7 @@ class RecommendSpec:
                 f"the index at {path} switched from version {self.version} to {recommender.version} during the "
                 "run; run again once builds are done (or ship the index with --ship-index)"
             )
-        return RecommendJob(recommender, k=self.k, config=self.config, today=today)
+        return RecommendJob(recommender, k=self.k, steps=self.steps, config=self.config, today=today)
 
 
 # -- executor functions -------------------------------------------------------------------------------

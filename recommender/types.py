@@ -22,6 +22,8 @@ from content_library.schema import (
 )
 
 MAX_K = 100
+#: The longest nurture sequence the API, the CLI and batch runs take: an email campaign, not a reading list.
+MAX_STEPS = 12
 MAX_QUERY_CHARS = 1000
 MAX_LIST_ITEMS = 200
 
@@ -138,4 +140,24 @@ class RecommendationResult(BaseModel):
     stage: Stage
     stage_source: StageSource
     items: tuple[RecommendedItem, ...]
+    index_version: str
+
+
+class NurtureStep(BaseModel):
+    """One email of a nurture sequence: the stage it serves and the asset it carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: Stage
+    item: RecommendedItem
+
+
+class NurtureSequence(BaseModel):
+    """The result of `Recommender.sequence`: the first step's stage, where it came from, and the steps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: Stage
+    stage_source: StageSource
+    steps: tuple[NurtureStep, ...]
     index_version: str

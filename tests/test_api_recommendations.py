@@ -368,6 +368,24 @@ def test_a_sequence_moves_down_the_funnel_without_repeating_an_asset(api_client,
     assert data["index_version"] == recommender.version
 
 
+def test_a_sequence_without_a_stage_starts_where_the_signals_point(api_client):
+    body = {"segment": "enterprise", "signals": ["site_visit", "meeting"], "steps": 3}
+
+    data = api_client.post("/v1/sequences", json=body).get_json()
+
+    assert (data["stage"], data["stage_source"]) == ("consideration", {"kind": "signal", "signal": "meeting"})
+    assert [s["stage"] for s in data["steps"]] == ["consideration", "consideration", "decision"]
+
+
+def test_a_sequence_reads_a_browsers_accept_language_header_as_a_recommendation_does(api_client):
+    body = {"segment": "smb", "stage": "awareness", "steps": 2, "language": "de-CH, de;q=0.9, en;q=0.8"}
+
+    response = api_client.post("/v1/sequences", json=body)
+
+    assert response.status_code == 200
+    assert response.get_json()["steps"]
+
+
 def test_a_sequence_after_a_read_asset_never_uses_it(api_client, small_library):
     body = {"segment": "enterprise", "stage": "awareness", "steps": len(small_library), "reading": "ent-dec-1"}
 
@@ -401,10 +419,11 @@ def test_a_sequence_is_shorter_when_the_library_runs_out(api_client, small_libra
     [
         ({"segment": "smb", "stage": "awareness", "steps": 0}, "steps"),
         ({"segment": "smb", "stage": "awareness", "steps": 13}, "steps"),
-        ({"segment": "smb", "steps": 3}, "stage"),
+        ({"segment": "smb", "steps": 3, "k": 5}, "k"),
+        ({"segment": "smb", "steps": 3, "stage": "someday"}, "stage"),
         ({"stage": "awareness", "steps": 3}, "segment"),
         ({"segment": "smb", "stage": "awareness"}, "steps"),
-        ({"segment": "smb", "stage": "awareness", "steps": 3, "signals": ["demo"]}, "signals"),
+        ({"segment": "smb", "stage": "awareness", "steps": 3, "signals": ["webinar"]}, "signals"),
         ({"segment": "smb", "stage": "awareness", "steps": 3, "language": "zz"}, "language"),
     ],
 )

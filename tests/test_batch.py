@@ -538,6 +538,60 @@ def test_bad_contacts_are_reported_with_line_and_field(tmp_path: Path, recommend
     assert (summary.read, summary.written, summary.skipped) == (8, 2, 6)
 
 
+def test_with_steps_each_contact_gets_the_engines_nurture_sequence(
+    tmp_path: Path, batch_contacts: list[dict], recommender: Recommender
+) -> None:
+    from recommender.types import BuyerRequest
+
+    contacts = [{k: v for k, v in contact.items() if k != "k"} for contact in batch_contacts[:30]]
+    job = RecommendJob(recommender, steps=3, today=PinnedDate(DAY))
+    run_local(job, write_rows(tmp_path / "contacts.jsonl", contacts), tmp_path / "out.jsonl", batch_size=8)
+
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [row["contact_id"] for row in rows] == [c["contact_id"] for c in contacts]
+    for row, contact in zip(rows, contacts, strict=True):
+        fields = {k: v for k, v in contact.items() if k != "contact_id" and v not in (None, [])}
+        expected = recommender.sequence(BuyerRequest(**fields), 3)
+        assert (row["stage"], row["stage_source"]) == (expected.stage.value, str(expected.stage_source))
+        assert row["asset_ids"] == [step.item.id for step in expected.steps]
+        assert [(item["rank"], item["stage"]) for item in row["items"]] == [
+            (n, step.stage.value) for n, step in enumerate(expected.steps, 1)
+        ]
+
+
+def test_with_steps_a_contact_row_giving_k_is_reported_on_the_k_field(tmp_path: Path, recommender: Recommender) -> None:
+    contacts = [{"contact_id": "c1", "segment": "smb", "k": 3}, {"contact_id": "c2", "segment": "smb"}]
+    reported = []
+    job = RecommendJob(recommender, steps=2, today=PinnedDate(DAY))
+
+    summary = run_local(
+        job,
+        write_rows(tmp_path / "contacts.csv", contacts),
+        tmp_path / "out.jsonl",
+        skip_invalid=True,
+        on_problem=reported.append,
+    )
+
+    assert [(p.location, p.field) for p in reported] == [("line 2", "k")]
+    assert reported[0].message.startswith("a nurture sequence holds one asset per step")
+    assert (summary.written, summary.skipped) == (1, 1)
+
+
+def test_a_run_of_sequences_does_not_resume_a_run_of_lists(
+    tmp_path: Path, batch_contacts: list[dict], batch_index: Path
+) -> None:
+    contacts = [{k: v for k, v in contact.items() if k != "k"} for contact in batch_contacts[:40]]
+    source = write_rows(tmp_path / "contacts.jsonl", contacts)
+    lists = RecommendJob(Recommender(batch_index, HashEmbedder(), today=PinnedDate(DAY)), today=PinnedDate(DAY))
+    lists.recommender.embedder = CountingEmbedder(fail_on_call=2)
+    with pytest.raises(RuntimeError):
+        run_local(lists, source, tmp_path / "out.jsonl", batch_size=16)
+    sequences = RecommendJob(Recommender(batch_index, HashEmbedder()), steps=4, today=PinnedDate(DAY))
+
+    with pytest.raises(BatchError, match=r"the interrupted run used steps None \(now 4\)"):
+        run_local(sequences, source, tmp_path / "out.jsonl", batch_size=16, resume=True)
+
+
 def test_a_resumed_run_ranks_against_the_date_the_run_started(
     tmp_path: Path, batch_contacts: list[dict], batch_index: Path
 ) -> None:

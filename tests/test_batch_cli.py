@@ -153,6 +153,34 @@ def test_recommend_batch_end_to_end(
     assert all(1 <= len(row["asset_ids"]) <= 4 for row in rows)
 
 
+def test_recommend_batch_with_steps_writes_a_nurture_sequence_per_contact(
+    tmp_path: Path, fake_cli: Path, batch_contacts: list[dict], batch_index: Path
+) -> None:
+    contacts = [{k: v for k, v in contact.items() if k != "k"} for contact in batch_contacts[:10]]
+    write_rows(tmp_path / "contacts.csv", contacts)
+
+    done = run_fake(
+        fake_cli,
+        "recommend-batch",
+        "contacts.csv",
+        "next.jsonl",
+        "--index-dir",
+        str(batch_index),
+        "--steps",
+        "3",
+        calls_log=tmp_path / "calls.log",
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows = read_jsonl(tmp_path / "next.jsonl")
+    assert [row["contact_id"] for row in rows] == [c["contact_id"] for c in contacts]
+    stages = ["awareness", "consideration", "decision", "retention"]
+    for row in rows:
+        assert len(row["asset_ids"]) == len(set(row["asset_ids"])) == 3
+        steps = [stages.index(item["stage"]) for item in row["items"]]
+        assert steps == sorted(steps) and steps[0] == stages.index(row["stage"])
+
+
 def test_bad_records_fail_the_command_with_every_problem_and_no_output(
     tmp_path: Path, fake_cli: Path, batch_contacts: list[dict], batch_index: Path
 ) -> None:
@@ -188,6 +216,8 @@ def test_bad_records_fail_the_command_with_every_problem_and_no_output(
         (["tag", "missing.jsonl", "out.jsonl"], "Error: No such file or folder: 'missing.jsonl'."),
         (["tag", "in.jsonl", "out.jsonl", "--engine", "spark", "--resume"], "Error: --resume is for the local engine"),
         (["recommend-batch", "in.jsonl", "out.csv", "--ship-index"], "Error: --ship-index is for --engine spark"),
+        (["recommend-batch", "in.jsonl", "out.csv", "--steps", "3", "-k", "5"], "Error: -k is for lists"),
+        (["recommend-batch", "in.jsonl", "out.csv", "--steps", "13"], "Invalid value for '--steps'"),
     ],
 )
 def test_wrong_arguments_fail_before_any_model_loads(

@@ -1,4 +1,4 @@
-"""`recommender recommend`: the table, --json, and one-line errors.
+"""`recommender recommend` and `recommender sequence`: the tables, --json, and one-line errors.
 
 Most tests run the command in-process (CliRunner) over an index built with HashEmbedder, the model
 the index names being swapped for it; one runs the installed script with the real model.
@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import HashEmbedder
 
+from content_library import Asset
 from recommender.cli import main
 from recommender.config import DATA_DIR, StageSignalMap
 from recommender.engine import Recommender
@@ -200,6 +201,66 @@ def test_a_job_title_is_read_as_the_role_it_names(index_dir: Path, hash_model):
 
     assert by_title.exit_code == 0, by_title.output
     assert json.loads(by_title.output) == json.loads(by_role.output)
+
+
+# -- sequence ----------------------------------------------------------------------------------------------
+
+
+def sequence(index_dir: Path, *args: str | Path):
+    return CliRunner().invoke(main, ["sequence", "--index-dir", str(index_dir), *map(str, args)])
+
+
+def test_sequence_prints_the_first_stage_and_one_line_per_email_with_its_stage(index_dir: Path, hash_model):
+    result = sequence(index_dir, "--segment", "enterprise", "--signal", "meeting", "--steps", "3")
+
+    assert result.exit_code == 0, result.output
+    expected = Recommender(index_dir, HashEmbedder()).sequence(
+        BuyerRequest(segment="enterprise", signals=["meeting"]), 3
+    )
+    lines = result.output.splitlines()
+    assert lines[0] == "First stage: consideration (signal:meeting)"
+    assert [line.split()[:3] for line in lines[1::2]] == [
+        [f"{n}.", step.stage.value, f"{step.item.score:.3f}"] for n, step in enumerate(expected.steps, 1)
+    ]
+    assert [line.split()[3] for line in lines[1::2]] == [step.item.id for step in expected.steps]
+
+
+def test_sequence_json_holds_the_stage_its_source_and_each_steps_asset_with_its_reasons(index_dir: Path, hash_model):
+    result = sequence(index_dir, "--segment", "smb", "--stage", "decision", "--steps", "2", "--json")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["stage"], data["stage_source"]) == ("decision", {"kind": "given"})
+    assert [step["stage"] for step in data["steps"]] == ["decision", "retention"]
+    for step in data["steps"]:
+        assert sum(step["item"]["reasons"].values()) == pytest.approx(step["item"]["score"], abs=1e-5)
+        assert "body" not in step["item"]["asset"]
+
+
+def test_a_sequence_the_library_cannot_fill_says_how_many_steps_it_found(
+    index_dir: Path, hash_model, small_library: list[Asset]
+):
+    exclude = [arg for asset in small_library[2:] for arg in ("--exclude", asset.id)]
+
+    result = sequence(index_dir, "--segment", "smb", "--stage", "awareness", "--steps", "5", *exclude)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "Only 2 of 5 steps: no other asset fits this buyer."
+
+
+def test_a_sequence_with_an_unknown_signal_fails_with_one_line_listing_the_known_signals(index_dir: Path, hash_model):
+    result = sequence(index_dir, "--segment", "smb", "--signal", "signed")
+
+    assert result.exit_code == 1
+    assert result.output == f"Error: unknown buying signal 'signed'; known signals are {KNOWN_SIGNALS}\n"
+
+
+@pytest.mark.parametrize("steps", ["0", "13"])
+def test_a_sequence_of_steps_outside_one_to_twelve_is_a_usage_error(index_dir: Path, hash_model, steps: str):
+    result = sequence(index_dir, "--segment", "smb", "--steps", steps)
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--steps'" in result.output
 
 
 def test_a_folder_without_an_index_fails_with_the_command_to_build_one(tmp_path: Path):

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,14 @@ from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
 from recommender.errors import AssetNotFound, IndexCorrupt, ModelError, UnknownReading, UnknownSignal
 from recommender.store import IndexStore
-from recommender.types import BuyerRequest, LabelSource, RecommendationResult, RecommendedItem, StageSource
+from recommender.types import (
+    BuyerRequest,
+    LabelSource,
+    NurtureSequence,
+    RecommendationResult,
+    RecommendedItem,
+    StageSource,
+)
 
 TODAY = dt.date(2026, 1, 1)
 TOPICS = {
@@ -357,10 +365,12 @@ def test_without_a_query_a_translation_found_by_the_mutual_rule_pays_the_full_pe
 
 
 def test_in_a_sequence_the_translation_of_an_earlier_step_pays_the_full_penalty(drifted_translation: Recommender):
-    sequence = drifted_translation.sequence("enterprise", "awareness", 4, query="invoice approval")
+    sequence = drifted_translation.sequence(
+        BuyerRequest(segment="enterprise", stage="awareness", query="invoice approval"), 4
+    )
 
-    paid = penalties(item for _, item in sequence)
-    assert [item.id for _, item in sequence][0] == "approval"
+    paid = penalties(step.item for step in sequence.steps)
+    assert sequence.steps[0].item.id == "approval"
     assert paid["approval-id"] == -drifted_translation.config.diversity
 
 
@@ -494,9 +504,9 @@ def test_a_url_no_asset_has_is_an_error_when_read_and_excludes_nothing(engine: R
 
 
 def test_a_sequence_after_a_read_asset_never_uses_it_and_starts_on_its_topic(engine: Recommender):
-    sequence = engine.sequence("enterprise", "consideration", 4, reading="e-co-exec-cash")
+    sequence = engine.sequence(BuyerRequest(segment="enterprise", stage="consideration", reading="e-co-exec-cash"), 4)
 
-    chosen = [item.id for _, item in sequence]
+    chosen = [step.item.id for step in sequence.steps]
     assert "e-co-exec-cash" not in chosen
     assert meta(chosen[0])["topic"] == "cash"  # erp without the read asset
 
@@ -746,52 +756,101 @@ def test_a_query_asked_again_is_not_embedded_again_whatever_its_spacing(
 # -- nurture sequences -------------------------------------------------------------------------------------
 
 
+def nurture(engine: Recommender, steps: int, **request: Any) -> NurtureSequence:
+    return engine.sequence(BuyerRequest(**request), steps)
+
+
+def ids_of(sequence: NurtureSequence) -> list[str]:
+    return [step.item.id for step in sequence.steps]
+
+
+def stages_of(sequence: NurtureSequence) -> list[Stage]:
+    return [step.stage for step in sequence.steps]
+
+
 @pytest.mark.parametrize("steps", [1, 4, 7])
 def test_a_sequence_has_one_asset_per_step(engine: Recommender, steps: int):
-    assert len(engine.sequence(Segment.ENTERPRISE, Stage.AWARENESS, steps)) == steps
+    assert len(nurture(engine, steps, segment="enterprise", stage="awareness").steps) == steps
 
 
 def test_a_sequence_moves_down_the_funnel_from_its_stage_to_decision_spreading_the_steps(engine: Recommender):
-    sequence = engine.sequence(Segment.ENTERPRISE, Stage.AWARENESS, 7, role=Role.FINANCE)
+    sequence = nurture(engine, 7, segment="enterprise", stage="awareness", role="finance")
 
     # Seven steps over three stages: the earlier stages take the remainder.
-    assert [stage for stage, _ in sequence] == [Stage.AWARENESS] * 3 + [Stage.CONSIDERATION] * 2 + [Stage.DECISION] * 2
-    assert [meta(item.id)["stage"] for _, item in sequence] == [s.value for s, _ in sequence]
+    assert stages_of(sequence) == [Stage.AWARENESS] * 3 + [Stage.CONSIDERATION] * 2 + [Stage.DECISION] * 2
+    assert [meta(i)["stage"] for i in ids_of(sequence)] == [s.value for s in stages_of(sequence)]
+    assert (sequence.stage, sequence.stage_source) == (Stage.AWARENESS, StageSource(kind="given"))
 
 
-def test_a_sequence_takes_plain_strings_in_any_case_as_a_request_does(engine: Recommender):
-    given_as_text = engine.sequence("SMB", "Consideration", 5, role="Owner", query="pricing")
+def test_a_sequence_without_a_stage_starts_where_the_signals_point(engine: Recommender):
+    sequence = nurture(engine, 4, segment="smb", signals=["site_visit", "pricing_page_view"])
 
-    assert given_as_text == engine.sequence(Segment.SMB, Stage.CONSIDERATION, 5, role=Role.OWNER, query="pricing")
+    assert sequence.stage == Stage.DECISION
+    assert str(sequence.stage_source) == "signal:pricing_page_view"
+    assert stages_of(sequence) == [Stage.DECISION] * 2 + [Stage.RETENTION] * 2
+
+
+def test_a_sequence_without_a_stage_or_signals_starts_at_the_read_assets_stage(engine: Recommender):
+    sequence = nurture(engine, 2, segment="enterprise", reading="e-co-exec-cash")
+
+    assert (sequence.stage, str(sequence.stage_source)) == (Stage.CONSIDERATION, "reading:e-co-exec-cash")
+    assert stages_of(sequence) == [Stage.CONSIDERATION, Stage.DECISION]
+
+
+def test_a_sequence_without_a_stage_signals_or_read_asset_starts_at_the_default(engine: Recommender):
+    sequence = nurture(engine, 3, segment="smb")
+
+    assert (sequence.stage, sequence.stage_source.kind) == (engine.config.default_stage, "default")
+
+
+def test_a_sequence_keeps_to_the_asked_asset_types(engine: Recommender):
+    sequence = nurture(engine, 6, segment="enterprise", stage="awareness", asset_types=["case_study", "webinar"])
+
+    assert sequence.steps
+    assert {step.item.asset.asset_type.value for step in sequence.steps} <= {"case_study", "webinar"}
+
+
+def test_a_sequence_ignores_the_requests_k(engine: Recommender):
+    assert ids_of(nurture(engine, 5, segment="smb", stage="awareness", k=1)) == ids_of(
+        nurture(engine, 5, segment="smb", stage="awareness", k=40)
+    )
+
+
+@pytest.mark.parametrize("steps", [0, -3])
+def test_a_sequence_of_fewer_than_one_step_is_refused(engine: Recommender, steps: int):
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        nurture(engine, steps, segment="smb", stage="awareness")
+
+
+def test_a_sequence_with_an_unknown_signal_is_refused_naming_the_known_ones(engine: Recommender):
+    with pytest.raises(UnknownSignal, match="known signals are"):
+        nurture(engine, 3, segment="smb", signals=["webinar"])
 
 
 def test_a_sequence_starting_at_decision_continues_into_retention(engine: Recommender):
-    sequence = engine.sequence(Segment.SMB, Stage.DECISION, 4)
+    sequence = nurture(engine, 4, segment="smb", stage="decision")
 
-    assert [stage for stage, _ in sequence] == [Stage.DECISION] * 2 + [Stage.RETENTION] * 2
+    assert stages_of(sequence) == [Stage.DECISION] * 2 + [Stage.RETENTION] * 2
 
 
 def test_a_sequence_never_repeats_an_asset_or_returns_an_excluded_one(engine: Recommender):
-    sequence = engine.sequence(Segment.SMB, Stage.AWARENESS, 12, exclude=["s-aw-owner-approval"])
+    chosen = ids_of(nurture(engine, 12, segment="smb", stage="awareness", exclude=["s-aw-owner-approval"]))
 
-    chosen = [item.id for _, item in sequence]
     assert len(chosen) == len(set(chosen)) == 12
     assert "s-aw-owner-approval" not in chosen
 
 
 def test_a_sequence_ends_early_when_the_library_runs_out(engine: Recommender):
-    sequence = engine.sequence(Segment.SMB, Stage.AWARENESS, 50)
-
-    assert sorted(item.id for _, item in sequence) == sorted(IDS)
+    assert sorted(ids_of(nurture(engine, 50, segment="smb", stage="awareness"))) == sorted(IDS)
 
 
 def test_a_sequence_honours_an_exclude_list_of_ten_thousand_ids(engine: Recommender):
     exclude = [f"seen-{i}" for i in range(9_990)] + [i for i in IDS if i.startswith("s-")][:10]
 
-    sequence = engine.sequence(Segment.SMB, Stage.CONSIDERATION, 5, query="pricing", exclude=exclude)
+    chosen = ids_of(nurture(engine, 5, segment="smb", stage="consideration", query="pricing", exclude=exclude))
 
-    assert len(sequence) == 5
-    assert set(exclude).isdisjoint(item.id for _, item in sequence)
+    assert len(chosen) == 5
+    assert set(exclude).isdisjoint(chosen)
 
 
 # -- search ------------------------------------------------------------------------------------------------

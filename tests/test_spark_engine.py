@@ -272,6 +272,29 @@ def test_spark_recommends_exactly_as_the_local_engine(
     assert spark_output == (tmp_path / "local.jsonl").read_bytes()
 
 
+def test_spark_builds_nurture_sequences_exactly_as_the_local_engine(
+    spark, tmp_path: Path, batch_contacts: list[dict], batch_index: Path
+) -> None:
+    contacts = [{k: v for k, v in contact.items() if k != "k"} for contact in batch_contacts[:40]]
+    source = write_rows(tmp_path / "contacts.jsonl", contacts)
+    recommender = Recommender(batch_index, HashEmbedder(), today=PinnedDate(DAY))
+    run_local(RecommendJob(recommender, steps=4, today=PinnedDate(DAY)), source, tmp_path / "local.jsonl")
+
+    spark_engine.run_recommend(
+        str(source),
+        str(tmp_path / "spark.jsonl"),
+        index_dir=batch_index,
+        steps=4,
+        today=DAY,
+        partitions=2,
+        spark=spark,
+        embedder_factory=fake_model,
+    )
+
+    spark_output = b"".join(path.read_bytes() for path in part_files(tmp_path / "spark.jsonl"))
+    assert spark_output == (tmp_path / "local.jsonl").read_bytes()
+
+
 @pytest.mark.slow
 def test_a_shipped_index_gives_the_same_recommendations_and_replaces_the_earlier_output(
     spark, tmp_path: Path, batch_contacts: list[dict], batch_index: Path

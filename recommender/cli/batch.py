@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from content_library import RecordProblem
 from recommender.cli._common import config_option, index_dir_option, main, user_errors
 from recommender.config import DEFAULT_MODEL, RankingConfig
-from recommender.types import MAX_K
+from recommender.types import MAX_K, MAX_STEPS
 
 _ENGINE_HELP = "local: batched in this process; spark: on a Spark cluster (needs the `spark` extra)."
 
@@ -132,6 +133,11 @@ def tag(
 @click.argument("output", metavar="OUTPUT")
 @index_dir_option
 @click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Assets per contact.")
+@click.option(
+    "--steps",
+    type=click.IntRange(1, MAX_STEPS),
+    help=f"A nurture sequence of this many assets (1-{MAX_STEPS}) per contact, one per email, instead of a list.",
+)
 @config_option
 @click.option(
     "--ship-index", is_flag=True, help="--engine spark: copy the index to every executor instead of a shared path."
@@ -143,6 +149,7 @@ def recommend_batch(
     output: str,
     index_dir: Path,
     k: int,
+    steps: int | None,
     config_path: Path | None,
     ship_index: bool,
     fmt: str | None,
@@ -159,12 +166,16 @@ def recommend_batch(
     Each contact row has `contact_id`, `segment` and any of `role`, `stage` or `signals`, `query`,
     `language`, `exclude`, `asset_types`, `k` (lists as arrays or "a|b"); other columns are ignored.
     Each output row has the contact's resolved `stage`, its `stage_source`, the ranked `asset_ids`
-    with `scores`, the `items` (id, title, type, language, url) and the `index_version`. The whole run
-    ranks freshness against the date it started, also when resumed.
+    with `scores`, the `items` (id, title, type, language, url) and the `index_version`. With
+    --steps N each contact gets a nurture sequence instead: N assets moving down the funnel from its
+    stage, each item naming its step's `stage`. The whole run ranks freshness against the date it
+    started, also when resumed.
 
     Example: recommender recommend-batch nurture.csv next.csv --index-dir index -k 5
     """
     _check_arguments(contacts, output, fmt, engine, resume)
+    if steps is not None and click.get_current_context().get_parameter_source("k") is ParameterSource.COMMANDLINE:
+        raise click.UsageError("-k is for lists; a sequence holds one asset per step: --steps alone sets its length.")
     if ship_index and engine != "spark":
         raise click.UsageError("--ship-index is for --engine spark; the local engine reads --index-dir directly.")
     config = RankingConfig.from_toml(config_path) if config_path else None
@@ -176,6 +187,7 @@ def recommend_batch(
             output,
             index_dir=index_dir,
             k=k,
+            steps=steps,
             config=config,
             ship_index=ship_index,
             fmt=fmt,
@@ -196,7 +208,7 @@ def recommend_batch(
         single_blas_thread()  # one contact's products are small: see the function
         today = PinnedDate(dt.date.today())
         recommender = Recommender.load(index_dir, config=config, today=today)
-        job = RecommendJob(recommender, k=k, config=recommender.config, today=today)
+        job = RecommendJob(recommender, k=k, steps=steps, config=recommender.config, today=today)
         summary = run_local(job, contacts, output, **_local_options(fmt, batch_size, skip_invalid, resume))
     click.echo(summary.line())
 
