@@ -60,8 +60,8 @@ def page(base_url):
 def test_a_marketer_gets_ranked_cards_for_a_buyer(page, live_app):
     page.select_option("#segment", "enterprise")
     page.select_option("#role", "finance")
-    page.get_by_label("demo", exact=True).check()
-    page.get_by_label("technical discussion", exact=True).check()
+    page.locator("#signals").get_by_label("demo", exact=True).check()
+    page.locator("#signals").get_by_label("technical discussion", exact=True).check()
     page.fill("#query", "invoice approval")
     page.fill("#language", "en")
     page.fill("#k", "3")
@@ -135,6 +135,22 @@ def test_a_marketer_previews_a_nurture_sequence(page, live_app):
         f"Email {s['step']} · {s['stage']}" for s in expected["steps"]
     ]
     assert cards.locator("h3").all_inner_texts() == [s["item"]["title"] for s in expected["steps"]]
+
+
+def test_a_sequence_without_a_stage_starts_where_the_ticked_signals_point(page, live_app):
+    page.click("#tab-sequence")
+    page.select_option("#seq-segment", "smb")
+    page.select_option("#seq-stage", "")
+    page.locator("#seq-signals").get_by_label("pricing page view", exact=True).check()
+    page.fill("#seq-steps", "2")
+    page.click("#sequence-button")
+    page.wait_for_selector("#sequence-results .card >> nth=1")
+
+    cards = page.locator("#sequence-results .card")
+    assert cards.locator(".step-label").all_text_contents() == ["Email 1 · decision", "Email 2 · retention"]
+    assert page.inner_text("#sequence-status").startswith(
+        "2 emails · first stage decision (inferred from the signal pricing_page_view)"
+    )
 
 
 def test_an_invalid_request_shows_the_field_and_the_problem(page):

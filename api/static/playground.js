@@ -2,22 +2,27 @@
 "use strict";
 
 const vocabulary = JSON.parse(document.getElementById("vocabulary").textContent);
-const tickedSignals = [];
+// Each form's buying signals, in the order they were ticked (oldest first).
+const tickedSignals = { recommend: [], sequence: [] };
 
 function fillSelects() {
   for (const select of document.querySelectorAll("select[data-vocabulary]")) {
     if (select.dataset.empty) select.append(new Option(select.dataset.empty, ""));
     for (const value of vocabulary[select.dataset.vocabulary]) select.append(new Option(value, value));
   }
-  const box = document.getElementById("signals");
+  fillSignals(document.getElementById("signals"), tickedSignals.recommend);
+  fillSignals(document.getElementById("seq-signals"), tickedSignals.sequence);
+}
+
+function fillSignals(box, ticked) {
   for (const signal of vocabulary.signals) {
     const input = document.createElement("input");
     input.type = "checkbox";
     input.value = signal;
     input.addEventListener("change", () => {
-      const at = tickedSignals.indexOf(signal);
-      if (input.checked && at < 0) tickedSignals.push(signal);
-      if (!input.checked && at >= 0) tickedSignals.splice(at, 1);
+      const at = ticked.indexOf(signal);
+      if (input.checked && at < 0) ticked.push(signal);
+      if (!input.checked && at >= 0) ticked.splice(at, 1);
     });
     const label = document.createElement("label");
     label.append(input, " " + signal.replaceAll("_", " "));
@@ -127,7 +132,7 @@ async function recommend(event) {
     segment: "segment", role: "role", stage: "stage", language: "language", query: "query", reading: "reading",
   });
   body.k = Number(document.getElementById("k").value || 5);
-  body.signals = tickedSignals.slice();
+  body.signals = tickedSignals.recommend.slice();
   body.explain = true;
   status.className = "status";
   status.textContent = "Ranking…";
@@ -147,14 +152,16 @@ async function sequence(event) {
   const results = document.getElementById("sequence-results");
   const body = formValues({
     segment: "seq-segment", role: "seq-role", stage: "seq-stage", language: "seq-language", query: "seq-query",
+    reading: "seq-reading",
   });
   body.steps = Number(document.getElementById("seq-steps").value || 4);
+  body.signals = tickedSignals.sequence.slice();
   status.className = "status";
   status.textContent = "Building the sequence…";
   results.replaceChildren();
   try {
     const result = await callApi("/v1/sequences", body);
-    status.textContent = result.steps.length + " emails · index version " + result.index_version;
+    status.textContent = result.steps.length + " emails · first " + stageText(result).replace("Stage", "stage");
     results.replaceChildren(...result.steps.map((s) => card(s.item, "Email " + s.step + " · " + s.stage)));
   } catch (error) {
     showError(status, error || {});
