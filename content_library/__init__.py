@@ -1,12 +1,15 @@
 """The content library: the asset schema, loaders for the formats teams keep content in, and the sample."""
 
 from content_library.loaders import (
+    LATIN1_BOM,
+    NOT_UTF8,
     SAMPLE_LIBRARY,
     Library,
     LibraryError,
     RawRecord,
     RecordInvalid,
     RecordProblem,
+    csv_cells,
     csv_delimiter,
     detect_format,
     is_absent,
@@ -20,6 +23,8 @@ from content_library.schema import LABEL_FIELDS, Asset, AssetType, Role, Segment
 
 __all__ = [
     "LABEL_FIELDS",
+    "LATIN1_BOM",
+    "NOT_UTF8",
     "SAMPLE_LIBRARY",
     "Asset",
     "AssetType",
@@ -31,6 +36,7 @@ __all__ = [
     "Role",
     "Segment",
     "Stage",
+    "csv_cells",
     "csv_delimiter",
     "detect_format",
     "is_absent",

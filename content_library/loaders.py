@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,10 @@ _ENUMS = {"asset_type": AssetType, **LABEL_FIELDS}
 _SEPARATORS = re.compile(r"[|;,]")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _MAX_SHOWN = 50
+#: The problem of a record whose bytes are not UTF-8 (a spreadsheet saved as Windows-1252, say).
+NOT_UTF8 = "is not UTF-8 text; save the file as UTF-8"
+#: UTF-8's byte order mark as a Latin-1 reading shows it.
+LATIN1_BOM = codecs.BOM_UTF8.decode("latin-1")
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield RawRecord(source, location, {}, "is not UTF-8 text; save the file as UTF-8")
+                yield RawRecord(source, location, {}, NOT_UTF8)
                 continue
             record = jsonl_record(source, location, text)
             if record is not None:
@@ -299,10 +303,12 @@ def jsonl_record(source: str, location: str, line: str) -> RawRecord | None:
 
 def _read_csv(path: Path) -> Iterator[RawRecord]:
     source = str(path)
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    # Read as Latin-1, one character per byte, so that a row that is not UTF-8 is that row's problem
+    # only (`csv_cells`); the characters CSV is parsed by are ASCII, which UTF-8 keeps as they are.
+    with path.open(encoding="latin-1", newline="") as handle:
         previous = 0
         try:
-            header = handle.readline()
+            header = handle.readline().removeprefix(LATIN1_BOM)
             delimiter = csv_delimiter(header)
             reader = csv.DictReader(itertools.chain([header], handle), delimiter=delimiter)
             if reader.fieldnames is None:  # reads the header, so line_num counts it as line 1
@@ -313,12 +319,28 @@ def _read_csv(path: Path) -> Iterator[RawRecord]:
                 previous = reader.line_num
                 if None in row:  # DictReader files cells beyond the header under the key None
                     yield RawRecord(source, location, {}, too_many_cells(len(row.pop(None) or []), delimiter))
+                elif (cells := csv_cells(row)) is None:
+                    yield RawRecord(source, location, {}, NOT_UTF8)
                 else:
-                    yield RawRecord(source, location, row)
+                    yield RawRecord(source, location, cells)
         except csv.Error as exc:
             raise LibraryError(f"Cannot read '{path}' as CSV, line {previous + 1}: {exc}") from exc
-        except UnicodeDecodeError as exc:  # text is decoded in blocks, so the line is not known
-            raise LibraryError(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8") from exc
+
+
+def csv_cells(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A CSV row read as Latin-1 (one character per byte) as the UTF-8 text its bytes hold, names
+    included; None when a cell or name is not UTF-8. Spark's executors read CSV the same way."""
+    try:
+        return {
+            _utf8(key).removeprefix("\ufeff"): _utf8(value) if isinstance(value, str) else value
+            for key, value in row.items()
+        }
+    except UnicodeDecodeError:
+        return None
+
+
+def _utf8(text: str) -> str:
+    return text.encode("latin-1").decode("utf-8")
 
 
 def _json_kind(value: Any) -> str:
@@ -386,7 +408,7 @@ def _read_markdown(path: Path) -> Iterator[RawRecord]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
-        yield RawRecord(source, "", {}, "is not UTF-8 text; save the file as UTF-8")
+        yield RawRecord(source, "", {}, NOT_UTF8)
         return
     data: Any = {}
     body = text

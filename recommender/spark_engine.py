@@ -310,14 +310,18 @@ def _read(spark: SparkSession, source: str, kind: str, delimiter: str) -> DataFr
         return _read_on_driver(spark, source)
     reader = _reader(spark, source, kind)
     if kind == "jsonl":
-        # Lines split at \n only, as Python reads them; values stay as written (no schema inference).
-        return reader.option("lineSep", "\n").text(source).select("value", *meta)
+        # Lines split at \n only, as Python reads them; values stay as written (no schema inference), as
+        # bytes, so that a line that is not UTF-8 is that line's problem, as it is locally.
+        return reader.option("lineSep", "\n").text(source).select(F.col("value").cast("binary").alias("value"), *meta)
     if kind == "parquet":
         frame = reader.parquet(source)
         return frame.select(*[F.col(f"`{name}`") for name in frame.columns], *meta)
     if kind != "csv":
         raise BatchError(f"cannot read '{kind}' input on Spark; use jsonl, json, csv, parquet or markdown")
+    # Latin-1 keeps every byte, so executors tell a row that is not UTF-8 from one that is (csv_cells);
+    # Spark's UTF-8 reading would replace such bytes with U+FFFD and say nothing.
     csv_options = {"header": "true", "multiLine": "true", "escape": '"', "mode": "PERMISSIVE", "sep": delimiter}
+    csv_options["encoding"] = "ISO-8859-1"
     header = reader.options(**csv_options).csv(source).columns  # every column as text: no inference
     from pyspark.sql.types import StringType, StructField, StructType
 

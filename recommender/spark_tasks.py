@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from content_library import RawRecord, RecordInvalid, jsonl_record, too_many_cells
+from content_library import NOT_UTF8, RawRecord, RecordInvalid, csv_cells, jsonl_record, too_many_cells
 from recommender.batch_io import BatchError, OutputFormat, Table, json_line
 from recommender.batch_jobs import Job, PinnedDate, RecommendJob, TagJob
 from recommender.config import RankingConfig
@@ -132,7 +132,10 @@ def _records(batch: pa.RecordBatch, kind: str, delimiter: str) -> Iterator[tuple
         record: RawRecord | None
         lines = 1
         if kind == "jsonl":
-            record = jsonl_record(file, "", row["value"] or "")
+            try:
+                record = jsonl_record(file, "", (row["value"] or b"").decode("utf-8"))
+            except UnicodeDecodeError:
+                record = RawRecord(file, "", {}, NOT_UTF8)
         elif kind == "csv":
             corrupt = row.pop(CORRUPT)
             lines += sum(value.count("\n") for value in row.values() if isinstance(value, str))
@@ -151,7 +154,8 @@ def _csv_record(source: str, row: dict[str, Any], corrupt: str | None, delimiter
         cells = next(csv.reader([corrupt], delimiter=delimiter), [])
         if len(cells) > len(row):
             return RawRecord(source, "", {}, too_many_cells(len(cells) - len(row), delimiter))
-    return RawRecord(source, "", row)
+    decoded = csv_cells(row)
+    return RawRecord(source, "", {}, NOT_UTF8) if decoded is None else RawRecord(source, "", decoded)
 
 
 def scan(batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str, delimiter: str = ",") -> Iterator[pa.RecordBatch]:

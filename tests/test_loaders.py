@@ -638,12 +638,31 @@ def test_a_csv_row_with_more_cells_than_the_header_is_a_problem(tmp_path: Path) 
     ]
 
 
-def test_a_csv_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "library.csv"
-    path.write_bytes(b"id,title\na1,caf\xe9\n")
+def test_a_csv_row_that_is_not_utf8_is_a_problem_of_that_row(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2"}, GOOD | {"id": "a3"}], list(GOOD))
+    # The second row as a spreadsheet saved as Windows-1252 writes it.
+    lines = path.read_bytes().split(b"\r\n")
+    lines[2] = lines[2].replace(b"Title", "Caf\u00e9 M\u00fcller".encode("cp1252"))
+    path.write_bytes(b"\r\n".join(lines))
 
-    with pytest.raises(LibraryError, match=re.escape(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8")):
-        load_library(path)
+    assert load_problems(path) == [f"{path}, line 3: is not UTF-8 text; save the file as UTF-8"]
+
+
+def test_csv_text_in_utf8_is_read_whatever_its_script(tmp_path: Path) -> None:
+    title = "Café Müller – 会計 – Tempat kerja"
+    path = write_csv(tmp_path / "library.csv", [GOOD | {"title": title}], list(GOOD))
+
+    assert [asset.title for asset in load_library(path).assets] == [title]
+
+
+def test_a_quoted_csv_header_after_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "library.csv"
+    path.write_bytes(
+        b'\xef\xbb\xbf"id","title","body","asset_type","language","url"\r\n'
+        + "a1,Müller,B,guide,de,https://x.io/a\r\n".encode()
+    )
+
+    assert [(asset.id, asset.title) for asset in load_library(path).assets] == [("a1", "Müller")]
 
 
 def test_a_csv_cell_beyond_the_size_limit_is_an_error_naming_the_line(tmp_path: Path) -> None:

@@ -232,6 +232,31 @@ def test_spark_locates_bad_csv_rows_by_line_like_the_local_engine(
     assert spark_problems == local_problems
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_record_that_is_not_utf8_is_its_own_problem_as_on_the_local_engine(
+    spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger, suffix: str
+) -> None:
+    rows = [dict(row) for row in batch_assets[:6]]
+    rows[2]["title"] = "Stra\u00dfenbahn f\u00fcr M\u00fcnchen"
+    source = write_rows(tmp_path / f"in{suffix}", rows)
+    # That record as a spreadsheet or an old CMS writes it: Windows-1252, not UTF-8 (Spark would read U+FFFD).
+    source.write_bytes(source.read_bytes().replace(rows[2]["title"].encode(), rows[2]["title"].encode("cp1252")))
+    local_problems, spark_problems = [], []
+    job = TagJob(HashEmbedder(), tagger)
+    run_local(job, source, tmp_path / "l.jsonl", skip_invalid=True, on_problem=local_problems.append)
+
+    spark_tag(spark, source, tmp_path / "s.jsonl", tagger, skip_invalid=True, on_problem=spark_problems.append)
+
+    line = 3 if suffix == ".jsonl" else 4  # CSV's header is line 1
+    assert [(p.location, p.message) for p in spark_problems] == [
+        (f"line {line}", "is not UTF-8 text; save the file as UTF-8")
+    ]
+    assert spark_problems == local_problems
+    spark_output = b"".join(path.read_bytes() for path in part_files(tmp_path / "s.jsonl"))
+    assert spark_output == (tmp_path / "l.jsonl").read_bytes()
+    assert "\ufffd" not in spark_output.decode()
+
+
 def test_spark_locates_bad_json_array_items_by_index_like_the_local_engine(
     spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger
 ) -> None:
