@@ -52,6 +52,137 @@ _UNTAGGED = {
 }
 
 #: Examples per operation id, by name.
+#: The configured buying signals, as an error lists them.
+_SIGNALS = [
+    "site_visit",
+    "content_download",
+    "return_visit",
+    "webinar_attended",
+    "meeting",
+    "demo",
+    "review_site_visit",
+    "pricing_page_view",
+    "trial_signup",
+    "teammate_invited",
+    "technical_discussion",
+    "security_review",
+    "procurement_contact",
+    "product_usage",
+    "purchase_order",
+    "renewal_due",
+]
+
+#: A real answer of the sample index (the default model) to the finance sequence example.
+_FINANCE_SEQUENCE = {
+    "stage": "awareness",
+    "stage_source": {"kind": "given"},
+    "steps": [
+        {
+            "step": 1,
+            "stage": "awareness",
+            "item": {
+                "id": "ledgerly-0012",
+                "title": "What OCR Actually Reads on an Invoice (and What It Still Gets Wrong)",
+                "url": (
+                    "https://www.ledgerly.example/resources/what-ocr-actually-reads-on-an-invoice-and-"
+                    "what-it-still-gets-wrong"
+                ),
+                "asset_type": "blog_post",
+                "language": "en",
+                "score": 4.398443,
+                "reasons": {
+                    "relevance": 0.744672,
+                    "segment": 1.0,
+                    "role": 0.6,
+                    "stage": 1.0,
+                    "type_prior": 0.24,
+                    "language": 0.8,
+                    "freshness": 0.013771,
+                    "diversity": -0.0,
+                },
+            },
+        },
+        {
+            "step": 2,
+            "stage": "awareness",
+            "item": {
+                "id": "ledgerly-0076",
+                "title": "The Hidden Cost of Paper Invoices in Multi-Entity Finance",
+                "url": (
+                    "https://www.ledgerly.example/resources/the-hidden-cost-of-paper-invoices-in-multi-entity-finance"
+                ),
+                "asset_type": "whitepaper",
+                "language": "en",
+                "score": 4.387128,
+                "reasons": {
+                    "relevance": 0.688983,
+                    "segment": 1.0,
+                    "role": 0.6,
+                    "stage": 1.0,
+                    "type_prior": 0.285,
+                    "language": 0.8,
+                    "freshness": 0.013145,
+                    "diversity": -0.0,
+                },
+            },
+        },
+        {
+            "step": 3,
+            "stage": "consideration",
+            "item": {
+                "id": "ledgerly-0098",
+                "title": "Approval Chains That Survive a Reorganisation",
+                "url": ("https://www.ledgerly.example/resources/approval-chains-that-survive-a-reorganisation"),
+                "asset_type": "webinar",
+                "language": "en",
+                "score": 4.424667,
+                "reasons": {
+                    "relevance": 0.712898,
+                    "segment": 1.0,
+                    "role": 0.6,
+                    "stage": 1.0,
+                    "type_prior": 0.285,
+                    "language": 0.8,
+                    "freshness": 0.026769,
+                    "diversity": -0.0,
+                },
+            },
+        },
+        {
+            "step": 4,
+            "stage": "decision",
+            "item": {
+                "id": "ledgerly-0055",
+                "title": "AP Automation ROI Calculator",
+                "url": "https://www.ledgerly.example/resources/ap-automation-roi-calculator",
+                "asset_type": "roi_calculator",
+                "language": "en",
+                "score": 4.327524,
+                "reasons": {
+                    "relevance": 0.63941,
+                    "segment": 1.0,
+                    "role": 0.6,
+                    "stage": 1.0,
+                    "type_prior": 0.255,
+                    "language": 0.8,
+                    "freshness": 0.033113,
+                    "diversity": -0.0,
+                },
+            },
+        },
+    ],
+    "index_version": "20260301T090000Z-c70995",
+}
+
+_FINANCE_SEQUENCE_BODY = {
+    "segment": "enterprise",
+    "role": "finance",
+    "stage": "awareness",
+    "query": "invoice approval",
+    "language": "en",
+    "steps": 4,
+}
+
 EXAMPLES: dict[str, dict[str, Example]] = {
     "recommend": {
         "enterprise-finance-signals": Example(
@@ -272,24 +403,7 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                                 "pricing_page_view, trial_signup, teammate_invited, technical_discussion, "
                                 "security_review, procurement_contact, product_usage, purchase_order, renew…"
                             ),
-                            "allowed": [
-                                "site_visit",
-                                "content_download",
-                                "return_visit",
-                                "webinar_attended",
-                                "meeting",
-                                "demo",
-                                "review_site_visit",
-                                "pricing_page_view",
-                                "trial_signup",
-                                "teammate_invited",
-                                "technical_discussion",
-                                "security_review",
-                                "procurement_contact",
-                                "product_usage",
-                                "purchase_order",
-                                "renewal_due",
-                            ],
+                            "allowed": _SIGNALS,
                         }
                     ],
                 },
@@ -499,117 +613,8 @@ EXAMPLES: dict[str, dict[str, Example]] = {
         "enterprise-finance-from-awareness": Example(
             summary="Four emails for a finance member, from awareness on",
             status=200,
-            body={
-                "segment": "enterprise",
-                "role": "finance",
-                "stage": "awareness",
-                "query": "invoice approval",
-                "language": "en",
-                "steps": 4,
-            },
-            response={
-                "stage": "awareness",
-                "stage_source": {"kind": "given"},
-                "steps": [
-                    {
-                        "step": 1,
-                        "stage": "awareness",
-                        "item": {
-                            "id": "ledgerly-0012",
-                            "title": "What OCR Actually Reads on an Invoice (and What It Still Gets Wrong)",
-                            "url": (
-                                "https://www.ledgerly.example/resources/what-ocr-actually-reads-on-an-invoice-and-"
-                                "what-it-still-gets-wrong"
-                            ),
-                            "asset_type": "blog_post",
-                            "language": "en",
-                            "score": 4.398443,
-                            "reasons": {
-                                "relevance": 0.744672,
-                                "segment": 1.0,
-                                "role": 0.6,
-                                "stage": 1.0,
-                                "type_prior": 0.24,
-                                "language": 0.8,
-                                "freshness": 0.013771,
-                                "diversity": -0.0,
-                            },
-                        },
-                    },
-                    {
-                        "step": 2,
-                        "stage": "awareness",
-                        "item": {
-                            "id": "ledgerly-0076",
-                            "title": "The Hidden Cost of Paper Invoices in Multi-Entity Finance",
-                            "url": (
-                                "https://www.ledgerly.example/resources/the-hidden-cost-of-paper-invoices-in-multi-"
-                                "entity-finance"
-                            ),
-                            "asset_type": "whitepaper",
-                            "language": "en",
-                            "score": 4.387128,
-                            "reasons": {
-                                "relevance": 0.688983,
-                                "segment": 1.0,
-                                "role": 0.6,
-                                "stage": 1.0,
-                                "type_prior": 0.285,
-                                "language": 0.8,
-                                "freshness": 0.013145,
-                                "diversity": -0.0,
-                            },
-                        },
-                    },
-                    {
-                        "step": 3,
-                        "stage": "consideration",
-                        "item": {
-                            "id": "ledgerly-0098",
-                            "title": "Approval Chains That Survive a Reorganisation",
-                            "url": (
-                                "https://www.ledgerly.example/resources/approval-chains-that-survive-a-reorganisation"
-                            ),
-                            "asset_type": "webinar",
-                            "language": "en",
-                            "score": 4.424667,
-                            "reasons": {
-                                "relevance": 0.712898,
-                                "segment": 1.0,
-                                "role": 0.6,
-                                "stage": 1.0,
-                                "type_prior": 0.285,
-                                "language": 0.8,
-                                "freshness": 0.026769,
-                                "diversity": -0.0,
-                            },
-                        },
-                    },
-                    {
-                        "step": 4,
-                        "stage": "decision",
-                        "item": {
-                            "id": "ledgerly-0055",
-                            "title": "AP Automation ROI Calculator",
-                            "url": "https://www.ledgerly.example/resources/ap-automation-roi-calculator",
-                            "asset_type": "roi_calculator",
-                            "language": "en",
-                            "score": 4.327524,
-                            "reasons": {
-                                "relevance": 0.63941,
-                                "segment": 1.0,
-                                "role": 0.6,
-                                "stage": 1.0,
-                                "type_prior": 0.255,
-                                "language": 0.8,
-                                "freshness": 0.033113,
-                                "diversity": -0.0,
-                            },
-                        },
-                    },
-                ],
-                "index_version": "20260301T090000Z-c70995",
-            },
+            body=_FINANCE_SEQUENCE_BODY,
+            response=_FINANCE_SEQUENCE,
         ),
         "too-many-steps": Example(
             summary="More steps than the limit",
@@ -635,6 +640,44 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                     "fields": [{"field": "k", "problem": "a sequence holds one asset per step: give steps, not k"}],
                 },
                 "request_id": "5f0c2e7a9d4b4e1c",
+            },
+        ),
+    },
+    "sequence_batch": {
+        "two-contacts": Example(
+            summary="Two contacts of a campaign, one with a signal the engine does not know",
+            status=200,
+            body={
+                "requests": [
+                    {"id": "contact-17", **_FINANCE_SEQUENCE_BODY},
+                    {"id": "contact-18", "segment": "smb", "signals": ["fax_received"], "steps": 3},
+                ]
+            },
+            response={
+                "results": [
+                    {"id": "contact-17", "result": _FINANCE_SEQUENCE},
+                    {
+                        "id": "contact-18",
+                        "error": {
+                            "status": 422,
+                            "message": "invalid request: check signals",
+                            "fields": [
+                                {
+                                    "field": "signals",
+                                    "problem": (
+                                        "unknown buying signal 'fax_received'; known signals are site_visit, "
+                                        "content_download, return_visit, webinar_attended, meeting, demo, "
+                                        "review_site_visit, pricing_page_view, trial_signup, teammate_invited, "
+                                        "technical_discussion, security_review, procurement_contact, product_usage, "
+                                        "purchase_order, renew…"
+                                    ),
+                                    "allowed": _SIGNALS,
+                                }
+                            ],
+                        },
+                    },
+                ],
+                "index_version": "20260301T090000Z-c70995",
             },
         ),
     },

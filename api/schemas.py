@@ -40,6 +40,8 @@ from recommender.types import (
 )
 
 MAX_BATCH = 1000
+#: Contacts of one sequence batch: each asks up to MAX_STEPS rankings, so fewer than a recommendation batch.
+MAX_SEQUENCE_BATCH = 100
 MAX_BULK = 1000
 MAX_TAG = 100
 MAX_BROWSE = 200
@@ -55,6 +57,7 @@ LIMITS = {
     "bulk_assets": MAX_BULK,
     "tag_assets": MAX_TAG,
     "sequence_steps": MAX_STEPS,
+    "sequence_batch_requests": MAX_SEQUENCE_BATCH,
     "browse_limit": MAX_BROWSE,
 }
 
@@ -135,6 +138,33 @@ class SequenceRequest(BuyerRequest):
     @classmethod
     def _no_k(cls, value: Any) -> Any:
         raise ValueError("a sequence holds one asset per step: give steps, not k")
+
+
+class SequenceBatchItem(SequenceRequest):
+    """One contact of a sequence batch, with an id of the caller's choosing (e.g. the contact id) echoed back."""
+
+    id: AssetId | None = Field(default=None, description="Echoed in the result, e.g. a contact id.")
+
+
+class SequenceBatchRequest(BaseModel):
+    """Many contacts' sequences at once. Each item is validated on its own: an invalid one gets an error in its
+    place."""
+
+    model_config = _STRICT
+
+    requests: list[SequenceBatchItem | JsonValue] = Field(
+        max_length=MAX_SEQUENCE_BATCH,
+        description=f"Up to {MAX_SEQUENCE_BATCH} contacts, each a SequenceBatchItem; anything else gets an error "
+        "in its place.",
+    )
+
+
+class SequenceBatchEnvelope(BaseModel):
+    """What is validated of a sequence batch body before its items, so that one bad item fails alone."""
+
+    model_config = _STRICT
+
+    requests: list[JsonValue] = Field(max_length=MAX_SEQUENCE_BATCH)
 
 
 class AssetIn(Asset):
@@ -300,6 +330,20 @@ class SequenceResponse(BaseModel):
             ],
             index_version=sequence.index_version,
         )
+
+
+class SequenceBatchSuccess(BaseModel):
+    model_config = _OUT
+
+    id: str | None = None
+    result: SequenceResponse
+
+
+class SequenceBatchResponse(BaseModel):
+    model_config = _OUT
+
+    results: list[SequenceBatchSuccess | BatchFailure] = Field(description="One per contact, in the order sent.")
+    index_version: str
 
 
 class AssetRecord(BaseModel):

@@ -178,7 +178,7 @@ class Recommender:
 
     def recommend_many(self, requests: Sequence[BuyerRequest]) -> list[RecommendationResult | RecommenderError]:
         """Rank for many buyers at once; their queries are embedded together, a failure stays its own."""
-        return self._each(requests, lambda request, vector, snapshot: self._recommend(request, vector, snapshot)[0])
+        return self._each(requests, lambda i, vector, snapshot: self._recommend(requests[i], vector, snapshot)[0])
 
     def sequence(self, request: BuyerRequest, steps: int) -> NurtureSequence:
         """A nurture sequence for one buyer: one asset per step, moving down the funnel, never repeating.
@@ -193,24 +193,34 @@ class Recommender:
         query_vector = self.embed_query(_normal_query(request.query)) if request.query else None
         return self._sequence(request, steps, query_vector, self._snapshot)
 
-    def sequence_many(self, requests: Sequence[BuyerRequest], steps: int) -> list[NurtureSequence | RecommenderError]:
-        """A nurture sequence for each of many buyers; queries embedded together, a failure stays its own."""
-        _check_steps(steps)
-        return self._each(requests, lambda request, vector, snapshot: self._sequence(request, steps, vector, snapshot))
+    def sequence_many(
+        self, requests: Sequence[BuyerRequest], steps: int | Sequence[int]
+    ) -> list[NurtureSequence | RecommenderError]:
+        """A nurture sequence for each of many buyers, of `steps` assets (one length, or one per buyer);
+        queries embedded together, a failure stays its own."""
+        lengths = [steps] * len(requests) if isinstance(steps, int) else list(steps)
+        if len(lengths) != len(requests):
+            raise ValueError(f"{len(lengths)} sequence lengths for {len(requests)} requests")
+        for length in lengths:
+            _check_steps(length)
+        return self._each(
+            requests, lambda i, vector, snapshot: self._sequence(requests[i], lengths[i], vector, snapshot)
+        )
 
     def _each(
         self,
         requests: Sequence[BuyerRequest],
-        answer: Callable[[BuyerRequest, np.ndarray | None, Snapshot], _Answer],
+        answer: Callable[[int, np.ndarray | None, Snapshot], _Answer],
     ) -> list[_Answer | RecommenderError]:
-        """`answer` for each request, over one snapshot, with the distinct queries embedded in one call."""
+        """`answer` for each request, by its position, over one snapshot, with the distinct queries embedded
+        in one call."""
         snapshot = self._snapshot
         queries = list(dict.fromkeys(_normal_query(r.query) for r in requests if r.query))
         vectors = dict(zip(queries, self.embedder.encode(queries), strict=True)) if queries else {}
         out: list[_Answer | RecommenderError] = []
-        for request in requests:
+        for i, request in enumerate(requests):
             try:
-                out.append(answer(request, vectors[_normal_query(request.query)] if request.query else None, snapshot))
+                out.append(answer(i, vectors[_normal_query(request.query)] if request.query else None, snapshot))
             except RecommenderError as exc:
                 out.append(exc)
         return out

@@ -1,4 +1,5 @@
-"""POST /v1/recommendations, /v1/recommendations/batch and /v1/sequences through the Flask test client."""
+"""POST /v1/recommendations, /v1/recommendations/batch, /v1/sequences and /v1/sequences/batch through the Flask
+test client."""
 
 from __future__ import annotations
 
@@ -432,3 +433,52 @@ def test_an_invalid_sequence_request_gets_422_naming_the_field(api_client, body,
 
     assert response.status_code == 422
     assert [f["field"] for f in response.get_json()["error"]["fields"]] == [field]
+
+
+# -- sequence batches --------------------------------------------------------------------------------
+
+
+def test_a_sequence_batch_answers_each_contact_in_order_as_a_single_sequence_would(api_client):
+    requests = [
+        {"id": "contact-1", "segment": "enterprise", "role": "finance", "query": "invoices", "steps": 4},
+        {"id": "contact-2", "segment": "smb", "signals": ["return_visit"], "steps": 2},
+        {"segment": "enterprise", "stage": "decision", "steps": 3},
+    ]
+
+    response = api_client.post("/v1/sequences/batch", json={"requests": requests})
+
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r.get("id") for r in results] == ["contact-1", "contact-2", None]
+    assert [len(r["result"]["steps"]) for r in results] == [4, 2, 3]
+    for request, result in zip(requests, results, strict=True):
+        single = {k: v for k, v in request.items() if k != "id"}
+        assert result["result"] == api_client.post("/v1/sequences", json=single).get_json()
+
+
+def test_a_bad_contact_in_a_sequence_batch_fails_alone_with_its_own_error(api_client):
+    requests = [
+        {"id": "good", "segment": "smb", "stage": "awareness", "steps": 2},
+        {"id": "no-steps", "segment": "smb"},
+        {"id": "with-k", "segment": "smb", "steps": 2, "k": 2},
+        {"id": "bad-reading", "segment": "smb", "steps": 2, "reading": "no-such-asset"},
+    ]
+
+    results = api_client.post("/v1/sequences/batch", json={"requests": requests}).get_json()["results"]
+
+    assert [(r.get("id"), "result" in r, r.get("error", {}).get("status")) for r in results] == [
+        ("good", True, None),
+        ("no-steps", False, 422),
+        ("with-k", False, 422),
+        ("bad-reading", False, 404),
+    ]
+    assert [r["error"]["fields"][0]["field"] for r in results[1:]] == ["steps", "k", "reading"]
+
+
+def test_a_sequence_batch_of_more_than_100_contacts_fails_whole(api_client):
+    body = {"requests": [{"segment": "smb", "steps": 1}] * 101}
+
+    response = api_client.post("/v1/sequences/batch", json=body)
+
+    assert response.status_code == 422
+    assert [f["field"] for f in response.get_json()["error"]["fields"]] == ["requests"]

@@ -827,6 +827,30 @@ def test_a_sequence_with_an_unknown_signal_is_refused_naming_the_known_ones(engi
         nurture(engine, 3, segment="smb", signals=["webinar"])
 
 
+def test_sequence_many_gives_what_sequence_gives_one_buyer_at_a_time(engine: Recommender):
+    assert engine.sequence_many(REQUESTS, 3) == [engine.sequence(r, 3) for r in REQUESTS]
+
+
+def test_sequence_many_takes_a_length_per_buyer(engine: Recommender):
+    answers = engine.sequence_many(REQUESTS[:2], [1, 4])
+
+    assert [len(answer.steps) for answer in answers] == [1, 4]
+
+
+def test_sequence_many_keeps_an_error_to_its_own_buyer(engine: Recommender):
+    bad = BuyerRequest(segment="smb", reading="no-such-asset")
+
+    answers = engine.sequence_many([REQUESTS[0], bad], 2)
+
+    assert isinstance(answers[0], NurtureSequence)
+    assert isinstance(answers[1], UnknownReading)
+
+
+def test_sequence_many_refuses_a_length_list_that_does_not_match_the_buyers(engine: Recommender):
+    with pytest.raises(ValueError, match="2 sequence lengths for 3 requests"):
+        engine.sequence_many(REQUESTS[:3], [2, 2])
+
+
 def test_a_sequence_starting_at_decision_continues_into_retention(engine: Recommender):
     sequence = nurture(engine, 4, segment="smb", stage="decision")
 
