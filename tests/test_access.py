@@ -33,7 +33,13 @@ import api.auth
 from api.auth import hash_key
 
 #: Routes that take a body but only read: what any visitor's browser may call.
-READ_ONLY_POSTS = {"/v1/recommendations", "/v1/recommendations/batch", "/v1/sequences", "/v1/tag"}
+READ_ONLY_POSTS = {
+    "/v1/recommendations",
+    "/v1/recommendations/batch",
+    "/v1/sequences",
+    "/v1/sequences/batch",
+    "/v1/tag",
+}
 
 
 # -- keys --------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from api.schemas import (
     BatchItem,
     BulkUpsertRequest,
     RecommendationRequest,
+    SequenceBatchEnvelope,
     SequenceRequest,
     TagRequest,
 )
@@ -118,6 +119,13 @@ ROUTES = [
         ("requests", 0),
     ),
     Route("POST", "/v1/sequences", SequenceRequest, SEQUENCE),
+    Route(
+        "POST",
+        "/v1/sequences/batch",
+        SequenceBatchEnvelope,
+        {"requests": [{**SEQUENCE, "id": "contact-1"}]},
+        ("requests", 0),
+    ),
     Route("POST", "/v1/tag", TagRequest, {"assets": [asset_json("tag-1")]}, ("assets", 0)),
     Route("POST", "/v1/assets:bulk", BulkUpsertRequest, {"assets": [asset_json("bulk-1")]}, ("assets", 0)),
     Route("PUT", "/v1/assets/put-1", AssetIn, asset_json("put-1")),
