@@ -254,8 +254,7 @@ class RecommendJob:
 
     def parse(self, record: RawRecord) -> Contact:
         contact = parse_contact(record, self.k, self.config.stage_signals)
-        gives_k = any(spelling(str(key)) == "k" and not is_absent(value) for key, value in record.data.items())
-        if self.steps is not None and gives_k:
+        if self.steps is not None and any(spelling(str(k)) == "k" and not is_absent(v) for k, v in record.data.items()):
             message = "a nurture sequence holds one asset per step (--steps sets how many): leave k out"
             raise RecordInvalid([RecordProblem(record.source, record.location, "k", message)])
         reading = contact.request.reading

@@ -38,12 +38,12 @@ from recommender.types import (
 )
 
 log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer")  # what `Recommender._each` gives for each request
 _EPOCH = dt.date(1970, 1, 1)
 #: After a failed reload of a new index version, wait this long before trying it again.
 _RELOAD_RETRY_SECONDS = 5.0
 #: A write retried when a build publishes between the write's reload and its commit.
 _WRITE_ATTEMPTS = 3
-_Answer = TypeVar("_Answer")
 #: Results of requests without a query kept per process (about 10 KB each).
 _RESULTS_CACHED = 4096
 
