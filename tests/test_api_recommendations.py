@@ -384,7 +384,8 @@ def test_a_sequence_reads_a_browsers_accept_language_header_as_a_recommendation_
     response = api_client.post("/v1/sequences", json=body)
 
     assert response.status_code == 200
-    assert response.get_json()["steps"]
+    assert response.get_json() == api_client.post("/v1/sequences", json=body | {"language": "de"}).get_json()
+    assert response.get_json() != api_client.post("/v1/sequences", json=body | {"language": "en"}).get_json()
 
 
 def test_a_sequence_after_a_read_asset_never_uses_it(api_client, small_library):
