@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from content_library import Asset
 from content_library.schema import AssetType, Role, Segment, Stage
+from recommender import engine as engine_module
 from recommender.build import build_index, compact
 from recommender.config import RankingConfig
 from recommender.engine import Recommender, _best
@@ -825,6 +826,32 @@ def test_a_sequence_of_fewer_than_one_step_is_refused(engine: Recommender, steps
 def test_a_sequence_with_an_unknown_signal_is_refused_naming_the_known_ones(engine: Recommender):
     with pytest.raises(UnknownSignal, match="known signals are"):
         nurture(engine, 3, segment="smb", signals=["webinar"])
+
+
+class EverySearch(engine_module._Nearest):
+    """Searches anew for every step, as sequences did before their steps shared one search."""
+
+    def __call__(self, query: np.ndarray, n: int, state: Any) -> np.ndarray:
+        return self._snapshot.search(query, n, state)[1]
+
+
+@pytest.mark.parametrize("reading", [None, "e-co-exec-cash"])
+def test_a_sequences_steps_share_one_search_and_rank_as_searching_each_step_would(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch, reading: str | None
+):
+    # Few candidates per ranking, so that which rows the search returns decides what the steps hold.
+    narrow = Recommender(engine.store.root, HashEmbedder(), config=RankingConfig(candidates_min=2, candidates_per_k=1))
+    request = BuyerRequest(segment="enterprise", stage="awareness", query="invoice approval workflow", reading=reading)
+    searches = []
+    search = narrow._snapshot.search
+    monkeypatch.setattr(narrow._snapshot, "search", lambda *args: searches.append(args) or search(*args))
+
+    shared = narrow.sequence(request, 7)
+    assert len(searches) == 1
+    monkeypatch.setattr(engine_module, "_Nearest", EverySearch)
+    assert narrow.sequence(request, 7) == shared
+    assert len(searches) == 8
+    assert len(shared.steps) == 7
 
 
 def test_sequence_many_gives_what_sequence_gives_one_buyer_at_a_time(engine: Recommender):
