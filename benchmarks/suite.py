@@ -13,7 +13,7 @@ from recommender.embeddings import Embedder
 
 QUICK_SIZES = (10_000, 100_000)
 FULL_SIZES = (10_000, 100_000, 1_000_000)
-BENCHMARKS = ("build", "latency", "http", "memory", "batch")
+BENCHMARKS = ("build", "latency", "http", "memory", "batch", "campaign")
 #: `--model stand-in`: synthetic query vectors instead of the model (for tests and trying the suite out).
 STAND_IN = "stand-in"
 
@@ -54,7 +54,7 @@ def run(
             continue
         print(f"{name}:", flush=True)
         started = time.perf_counter()
-        if name in ("build", "latency") and embedder is None:
+        if name in ("build", "latency", "campaign") and embedder is None:
             embedder = _embedder(model, max(sizes))
         table = _run_one(name, sizes, embedder, model=model, quick=quick, seconds=seconds, folder=folder)
         durations[name] = time.perf_counter() - started
@@ -69,7 +69,7 @@ def run(
 def summary(durations: dict[str, float], folder: Path) -> Path:
     """results/README.md: the latest table of every benchmark in `folder`, whichever run wrote it."""
     parts = ["# Benchmark results\n", f"The latest table of each benchmark. Last run: {_durations(durations)}.\n"]
-    for name in ("index_build", "latency", "http", "memory", "batch"):
+    for name in ("index_build", "latency", "campaign", "http", "memory", "batch"):
         path = folder / f"{name}.md"
         if path.exists():
             parts.append("#" + path.read_text(encoding="utf-8").strip() + "\n")  # each title one level down
@@ -113,6 +113,10 @@ def _run_one(
         from benchmarks import latency
 
         return latency.run(sizes, embedder, quick=quick, folder=folder)
+    if name == "campaign":
+        from benchmarks import campaign
+
+        return campaign.run(sizes, embedder, quick=quick, folder=folder)
     if name == "http":
         from benchmarks import http
 

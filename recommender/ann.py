@@ -77,6 +77,10 @@ def search(
 
     `allowed` (ntotal,) bool, when given, limits the answer to rows where it is True: FAISS skips
     the others while it searches, so `k` allowed rows come back however many are excluded.
+
+    Of rows with equal scores the lower come first, and the lower are kept at the k-th place: FAISS
+    keeps any of them, so a tie there is searched past to its end. A search asking for more rows
+    then begins with the rows of one asking fewer (`consistent_rows`).
     """
     k = min(k, index.ntotal)
     if k <= 0:
@@ -84,14 +88,37 @@ def search(
     selector = None
     if allowed is not None:
         selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+    query = np.ascontiguousarray(query[None, :], dtype=np.float32)
+    asked = min(k + 1, index.ntotal)
+    scores, rows = _search(index, query, asked, selector)
+    while len(rows) == asked > k and asked < index.ntotal and scores[-1] == scores[k - 1]:
+        asked = min(2 * asked, index.ntotal)
+        scores, rows = _search(index, query, asked, selector)
+    order = np.lexsort((rows, -scores))[:k]
+    return scores[order], rows[order]
+
+
+def _search(
+    index: faiss.Index, query: np.ndarray, k: int, selector: faiss.IDSelector | None
+) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(index, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=selector)
     else:
         params = faiss.SearchParameters(sel=selector) if selector is not None else None
     with _one_thread():
-        scores, rows = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
+        scores, rows = index.search(query, k, params=params)
     keep = rows[0] >= 0
     return scores[0][keep], rows[0][keep]
+
+
+def consistent_rows(index: faiss.Index) -> int:
+    """Up to how many rows a search begins with the rows of any search asking fewer.
+
+    An exact search always does. HNSW's candidates are as many as its efSearch, the larger of
+    `HNSW_EF_SEARCH` and the rows asked for (one more than `k`, see `search`): beyond it, asking
+    more finds other candidates.
+    """
+    return HNSW_EF_SEARCH - 1 if isinstance(index, faiss.IndexHNSW) else index.ntotal
 
 
 def stored_vectors(index: faiss.Index) -> np.ndarray:

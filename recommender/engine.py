@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from content_library.schema import Asset, Stage
 from content_library.urls import is_url
-from recommender import ranking
+from recommender import ann, ranking
 from recommender.config import RankingConfig
 from recommender.embeddings import Embedder, load_embedder
 from recommender.errors import IndexCorrupt, ModelError, RecommenderError, UnknownReading, VersionChanged
@@ -46,6 +46,8 @@ _RELOAD_RETRY_SECONDS = 5.0
 _WRITE_ATTEMPTS = 3
 #: Results of requests without a query kept per process (about 10 KB each).
 _RESULTS_CACHED = 4096
+#: The most rows one search finds for all the requests of a batch with its query (`Recommender._nearest_together`).
+_SEARCHED_TOGETHER_MAX = 2000
 
 
 class Recommender:
@@ -178,7 +180,10 @@ class Recommender:
 
     def recommend_many(self, requests: Sequence[BuyerRequest]) -> list[RecommendationResult | RecommenderError]:
         """Rank for many buyers at once; their queries are embedded together, a failure stays its own."""
-        return self._each(requests, lambda i, vector, snapshot: self._recommend(requests[i], vector, snapshot)[0])
+        return self._each(
+            requests,
+            lambda i, vector, snapshot, nearest: self._recommend(requests[i], vector, snapshot, nearest=nearest)[0],
+        )
 
     def sequence(self, request: BuyerRequest, steps: int) -> NurtureSequence:
         """A nurture sequence for one buyer: one asset per step, moving down the funnel, never repeating.
@@ -204,29 +209,61 @@ class Recommender:
         for length in lengths:
             _check_steps(length)
         return self._each(
-            requests, lambda i, vector, snapshot: self._sequence(requests[i], lengths[i], vector, snapshot)
+            requests,
+            lambda i, vector, snapshot, nearest: self._sequence(requests[i], lengths[i], vector, snapshot, nearest),
+            more=[length - 1 for length in lengths],
         )
 
     def _each(
         self,
         requests: Sequence[BuyerRequest],
-        answer: Callable[[int, np.ndarray | None, Snapshot], _Answer],
+        answer: Callable[[int, np.ndarray | None, Snapshot, _Nearest], _Answer],
+        more: Sequence[int] | None = None,
     ) -> list[_Answer | RecommenderError]:
         """`answer` for each request, by its position, over one snapshot, with the distinct queries embedded
-        in one call."""
+        in one call and searched once each (`more`: the rows each request needs beyond its first ranking's)."""
         snapshot = self._snapshot
+        more = more or [0] * len(requests)
         queries = list(dict.fromkeys(_normal_query(r.query) for r in requests if r.query))
         vectors = dict(zip(queries, self.embedder.encode(queries), strict=True)) if queries else {}
+        together = self._nearest_together(snapshot, requests, more)
         out: list[_Answer | RecommenderError] = []
         for i, request in enumerate(requests):
+            query = _normal_query(request.query) if request.query else None
+            vector = vectors[query] if query else None
+            # A read asset moves the query elsewhere: such a request searches on its own.
+            nearest = together.get(query) if query and request.reading is None else None
             try:
-                out.append(answer(i, vectors[_normal_query(request.query)] if request.query else None, snapshot))
+                out.append(answer(i, vector, snapshot, nearest or _Nearest(snapshot, more[i])))
             except RecommenderError as exc:
                 out.append(exc)
         return out
 
+    def _nearest_together(
+        self, snapshot: Snapshot, requests: Sequence[BuyerRequest], more: Sequence[int]
+    ) -> dict[str, _Nearest]:
+        """A `_Nearest` for each distinct query, asking for as many rows as the most its requests need: a
+        campaign's contacts often share their query, and then share one search of the index."""
+        config = self.config
+        # Rows found for one request must not depend on which others came with it.
+        most = min(ann.consistent_rows(snapshot.index), _SEARCHED_TOGETHER_MAX)
+        wanted: dict[str, tuple[int, int]] = {}
+        for request, extra in zip(requests, more, strict=True):
+            if request.query and request.reading is None:
+                query = _normal_query(request.query)
+                need = max(config.candidates_min, config.candidates_per_k * request.k) + len(request.exclude) + extra
+                least, most_more = wanted.get(query, (0, 0))
+                wanted[query] = (max(least, need), max(most_more, extra))
+        # Beyond `most` (a long exclusion list, say) the requests of a query search on their own.
+        return {query: _Nearest(snapshot, extra, least=need) for query, (need, extra) in wanted.items() if need <= most}
+
     def _sequence(
-        self, request: BuyerRequest, steps: int, query_vector: np.ndarray | None, snapshot: Snapshot
+        self,
+        request: BuyerRequest,
+        steps: int,
+        query_vector: np.ndarray | None,
+        snapshot: Snapshot,
+        nearest: _Nearest | None = None,
     ) -> NurtureSequence:
         stage, source = self._resolved_stage(request, snapshot, snapshot.state)
         last = Stage.RETENTION if stage.position >= Stage.DECISION.position else Stage.DECISION
@@ -235,7 +272,7 @@ class Recommender:
         plan = [s for s, count in zip(stages, per_stage, strict=True) for _ in range(count)]
         seen: set[str] = set()
         out: list[NurtureStep] = []
-        nearest = _Nearest(snapshot, more=len(plan) - 1)
+        nearest = nearest or _Nearest(snapshot, more=len(plan) - 1)
         chosen_vectors = np.zeros((0, snapshot.dimension), dtype=np.float32)
         chosen_languages = np.zeros(0, dtype=np.int64)
         for step_stage in plan:
@@ -591,22 +628,24 @@ class Recommender:
 
 
 class _Nearest:
-    """The rows nearest a query vector, best first, searched once for the rankings of one sequence.
+    """The rows nearest a query vector, best first, searched once for several rankings with that query.
 
     Each step of a sequence ranks with the same query and excludes one asset more than the step before,
     so asking `more` rows beyond the first step's need serves every later step from one search: at
-    100,000 assets an exact search is most of a step's time.
+    100,000 assets an exact search is most of a step's time. Requests sharing a query share one, asking
+    for at `least` as many rows as the most any of them needs; a ranking that needs more searches again.
     """
 
-    def __init__(self, snapshot: Snapshot, more: int = 0) -> None:
+    def __init__(self, snapshot: Snapshot, more: int = 0, *, least: int = 0) -> None:
         self._snapshot = snapshot
         self._more = more
+        self._least = least
         self._found: tuple[Any, np.ndarray, int, np.ndarray] | None = None  # state, query, rows asked, rows
 
     def __call__(self, query: np.ndarray, n: int, state: Any) -> np.ndarray:
         found = self._found
         if found is None or found[0] is not state or found[2] < n or not np.array_equal(found[1], query):
-            asked = n + self._more
+            asked = max(n + self._more, self._least)
             found = self._found = (state, query, asked, self._snapshot.search(query, asked, state)[1])
         return found[3][:n]
 

@@ -151,6 +151,29 @@ def test_search_limited_to_allowed_rows_equals_brute_force_over_them(kind: ann.I
         np.testing.assert_allclose(scores, vectors[rows] @ query, rtol=0, atol=1e-5)
 
 
+def test_an_exact_search_begins_with_the_rows_a_search_asking_fewer_finds_even_among_equal_scores():
+    rng = np.random.default_rng(12)
+    # Ten vectors, each stored five times in scattered rows: every score is shared by five rows.
+    vectors = unit_rows(rng, 10)[rng.permutation(np.repeat(np.arange(10), 5))]
+    index = ann.build(vectors, ann.IndexKind.FLAT)
+    query = unit_rows(rng, 1)[0]
+
+    _, most = ann.search(index, query, 50)
+    for k in range(1, 50):
+        np.testing.assert_array_equal(ann.search(index, query, k)[1], most[:k])
+
+
+def test_an_approximate_search_begins_with_the_rows_a_search_asking_fewer_finds_up_to_its_consistent_rows():
+    rng = np.random.default_rng(1003)
+    index = ann.build(unit_rows(rng, 1003), ann.IndexKind.HNSW)
+    most = ann.consistent_rows(index)
+
+    for query in unit_rows(rng, 5):
+        _, rows = ann.search(index, query, most)
+        for k in (1, 10, 100, most - 1):
+            np.testing.assert_array_equal(ann.search(index, query, k)[1], rows[:k])
+
+
 # -- files -------------------------------------------------------------------------------------------
 
 

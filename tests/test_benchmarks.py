@@ -113,6 +113,17 @@ def test_latency_and_build_benchmarks_write_their_tables_and_charts(tmp_path: Pa
     assert "latency:" in done.stdout
 
 
+def test_the_campaign_benchmark_writes_its_table_with_a_ratio_per_mix(tmp_path: Path) -> None:
+    run_suite(tmp_path, "--only", "campaign", "--quick")
+    campaign = (tmp_path / "results" / "campaign.md").read_text(encoding="utf-8")
+
+    for kind in ("exact", "approximate"):
+        # contacts, then for lists, sequences and lists with a query each: together / alone, ratio
+        pair = rf"{_NUMBER} / {_NUMBER} \| {_NUMBER}"
+        assert re.search(rf"^\| {TINY} \| {kind} \| 64 \| {pair} \| {pair} \| {pair} \|$", campaign, re.M)
+    assert "## Campaign batches" in (tmp_path / "results" / "README.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_http_and_memory_benchmarks_drive_a_real_gunicorn_server(tmp_path: Path) -> None:
     run_suite(tmp_path, "--only", "http", "memory", "--seconds", "3")

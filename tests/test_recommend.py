@@ -725,6 +725,67 @@ def test_recommend_many_gives_what_recommend_gives_one_request_at_a_time(engine:
     assert engine.recommend_many(REQUESTS) == [engine.recommend(r) for r in REQUESTS]
 
 
+def narrow(engine: Recommender) -> Recommender:
+    """The module's index with few candidates per ranking, so that which rows a search returns decides
+    what is recommended."""
+    config = RankingConfig(candidates_min=2, candidates_per_k=1)
+    return Recommender(engine.store.root, HashEmbedder(), config=config, today=lambda: TODAY)
+
+
+def counting_searches(recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The query of each search of `recommender`'s index from now on."""
+    queries: list[np.ndarray] = []
+    search = recommender._snapshot.search
+    monkeypatch.setattr(
+        recommender._snapshot, "search", lambda query, *args: queries.append(query) or search(query, *args)
+    )
+    return queries
+
+
+#: Five buyers, three queries: the first and the last share theirs.
+MANY_QUERIES = [
+    BuyerRequest(segment="enterprise", role="finance", query="invoice approval workflow", k=3),
+    BuyerRequest(segment="smb", query="plans prices per month", exclude=["s-de-owner-pricing"], k=2),
+    BuyerRequest(segment="enterprise", query="security audit encryption", language="de", k=4),
+    BuyerRequest(segment="smb", stage="awareness", k=2),
+    BuyerRequest(segment="enterprise", query="invoice approval workflow", stage="decision", k=1),
+]
+
+
+def test_recommend_many_searches_the_index_once_for_each_distinct_query(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    recommender = narrow(engine)
+    one_at_a_time = [recommender.recommend(r) for r in MANY_QUERIES]
+    searches = counting_searches(recommender, monkeypatch)
+
+    assert recommender.recommend_many(MANY_QUERIES) == one_at_a_time
+    assert len(searches) == 3
+
+
+def test_recommend_many_searches_alone_for_a_request_beside_a_read_asset(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    recommender = narrow(engine)
+    requests = [*MANY_QUERIES, BuyerRequest(segment="smb", query="plans prices per month", reading="e-co-exec-cash")]
+    one_at_a_time = [recommender.recommend(r) for r in requests]
+    searches = counting_searches(recommender, monkeypatch)
+
+    assert recommender.recommend_many(requests) == one_at_a_time
+    assert len(searches) == 4
+
+
+def test_sequence_many_searches_the_index_once_for_each_distinct_query_for_all_steps(
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+):
+    recommender = narrow(engine)
+    one_at_a_time = [recommender.sequence(r, 5) for r in MANY_QUERIES]
+    searches = counting_searches(recommender, monkeypatch)
+
+    assert recommender.sequence_many(MANY_QUERIES, 5) == one_at_a_time
+    assert len(searches) == 3
+
+
 def test_recommend_many_keeps_an_error_to_its_own_request(engine: Recommender):
     bad = BuyerRequest(segment="smb", signals=["bought_it"])
 
