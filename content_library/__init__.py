@@ -4,6 +4,7 @@ from content_library.loaders import (
     LATIN1_BOM,
     NOT_UTF8,
     SAMPLE_LIBRARY,
+    UTF8,
     Library,
     LibraryError,
     RawRecord,
@@ -16,7 +17,9 @@ from content_library.loaders import (
     iter_records,
     jsonl_record,
     load_library,
+    not_text,
     parse_record,
+    text_encoding,
     too_many_cells,
 )
 from content_library.schema import LABEL_FIELDS, Asset, AssetType, Role, Segment, Stage
@@ -26,6 +29,7 @@ __all__ = [
     "LATIN1_BOM",
     "NOT_UTF8",
     "SAMPLE_LIBRARY",
+    "UTF8",
     "Asset",
     "AssetType",
     "Library",
@@ -43,6 +47,8 @@ __all__ = [
     "iter_records",
     "jsonl_record",
     "load_library",
+    "not_text",
     "parse_record",
+    "text_encoding",
     "too_many_cells",
 ]

@@ -54,10 +54,48 @@ _ENUMS = {"asset_type": AssetType, **LABEL_FIELDS}
 _SEPARATORS = re.compile(r"[|;,]")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _MAX_SHOWN = 50
-#: The problem of a record whose bytes are not UTF-8 (a spreadsheet saved as Windows-1252, say).
-NOT_UTF8 = "is not UTF-8 text; save the file as UTF-8"
+#: Files are read as UTF-8 unless told otherwise (`encoding`).
+UTF8 = "utf-8"
 #: UTF-8's byte order mark as a Latin-1 reading shows it.
 LATIN1_BOM = codecs.BOM_UTF8.decode("latin-1")
+
+
+def text_encoding(name: str) -> str:
+    """The codec name of an encoding text input may be read in, or a LibraryError saying why not.
+
+    UTF-8, or an encoding of one byte per character that writes ASCII as ASCII (cp1252, which Excel on
+    Western Windows saves CSV in; latin-1, cp1250, iso-8859-15...): CSV and JSON are parsed by their
+    ASCII characters before a record's bytes are decoded, which UTF-16 or Shift-JIS would not allow.
+    """
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise LibraryError(
+            f"Unknown encoding '{name}': name one such as utf-8, cp1252 (Excel's CSV on Western Windows) or latin-1"
+        ) from None
+    if codec in (UTF8, "utf-8-sig"):
+        return UTF8  # a byte order mark is taken off either way
+    decoded = _EVERY_BYTE.decode(codec, errors="replace")
+    if len(decoded) != 256 or decoded[:128] != _EVERY_BYTE[:128].decode("ascii"):
+        raise LibraryError(
+            f"Encoding '{name}' is not supported: read are UTF-8 and encodings of one byte per character "
+            "(cp1252, latin-1, cp1250...); save the file as UTF-8"
+        )
+    return codec
+
+
+_EVERY_BYTE = bytes(range(256))
+
+
+def not_text(encoding: str) -> str:
+    """The problem of a record whose bytes are not text in `encoding`."""
+    if encoding == UTF8:
+        return "is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)"
+    return f"is not {encoding} text; give the encoding the file was saved in (--encoding), or save it as UTF-8"
+
+
+#: The problem of a record whose bytes are not UTF-8 (a spreadsheet saved as Windows-1252, say).
+NOT_UTF8 = not_text(UTF8)
 
 
 @dataclass(frozen=True)
@@ -142,13 +180,15 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         raise LibraryError(f"Cannot load '{path}': {found}. {_SUPPORTED}") from None
 
 
-def iter_records(path: str | os.PathLike[str]) -> Iterator[RawRecord]:
+def iter_records(path: str | os.PathLike[str], encoding: str = UTF8) -> Iterator[RawRecord]:
     """Stream the raw records of a file or folder, one at a time, without reading whole files into memory.
 
-    A folder is read recursively in sorted order (see :func:`load_library` for which files count).
+    A folder is read recursively in sorted order (see :func:`load_library` for which files count); text
+    files in `encoding` (see :func:`text_encoding`).
     """
+    encoding = text_encoding(encoding)
     for file in _expand([path]):
-        yield from _READERS[detect_format(file)](file)
+        yield from _READERS[detect_format(file)](file, encoding)
 
 
 def parse_record(record: RawRecord, *, detect_language: bool = False) -> Asset:
@@ -180,7 +220,7 @@ def _parse(record: RawRecord, detect_language: bool) -> tuple[Asset, bool]:
     return asset, detect
 
 
-def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> Library:
+def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False, encoding: str = UTF8) -> Library:
     """Load assets from files and folders, in the order given.
 
     A folder is read recursively in sorted order: its .jsonl, .ndjson, .csv, .tsv and .parquet files, its
@@ -191,8 +231,10 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
     listing them all. With ``skip_invalid`` the valid assets load (the first of duplicate ids wins) and
     ``Library.skipped`` says what was left out. A record without a language gets the one its title and
     body are written in (py3langid), listed in ``Library.detected_languages``; an asset type name read by
-    some of its words (`Quick Start Guide`) is listed in ``Library.types_by_word``.
+    some of its words (`Quick Start Guide`) is listed in ``Library.types_by_word``. Text files are read
+    in ``encoding``: UTF-8 by default, or one byte per character (see :func:`text_encoding`).
     """
+    encoding = text_encoding(encoding)
     if not paths:
         raise LibraryError(f"No library given: pass at least one file or folder. {_SUPPORTED}")
     files = _expand(paths)
@@ -200,7 +242,7 @@ def load_library(*paths: str | os.PathLike[str], skip_invalid: bool = False) -> 
     ignored: Counter[str] = Counter()
     first_seen: dict[str, str] = {}
     for file in files:
-        for record in _READERS[detect_format(file)](file):
+        for record in _READERS[detect_format(file)](file, encoding):
             ignored.update(str(key).strip() for key in record.data if _field_name(key) not in _KNOWN_FIELDS)
             try:
                 asset, detected = _parse(record, detect_language=True)
@@ -272,15 +314,15 @@ def _has_front_matter(file: Path) -> bool:
         return handle.readline().removeprefix(codecs.BOM_UTF8).rstrip() == b"---"
 
 
-def _read_jsonl(path: Path) -> Iterator[RawRecord]:
+def _read_jsonl(path: Path, encoding: str) -> Iterator[RawRecord]:
     source = str(path)
     with path.open("rb") as handle:  # bytes, so one badly encoded line is that line's problem only
         for number, raw in enumerate(handle, start=1):
             location = f"line {number}"
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode(encoding)
             except UnicodeDecodeError:
-                yield RawRecord(source, location, {}, NOT_UTF8)
+                yield RawRecord(source, location, {}, not_text(encoding))
                 continue
             record = jsonl_record(source, location, text)
             if record is not None:
@@ -301,10 +343,11 @@ def jsonl_record(source: str, location: str, line: str) -> RawRecord | None:
     return RawRecord(source, location, data)
 
 
-def _read_csv(path: Path) -> Iterator[RawRecord]:
+def _read_csv(path: Path, encoding: str) -> Iterator[RawRecord]:
     source = str(path)
-    # Read as Latin-1, one character per byte, so that a row that is not UTF-8 is that row's problem
-    # only (`csv_cells`); the characters CSV is parsed by are ASCII, which UTF-8 keeps as they are.
+    # Read as Latin-1, one character per byte, so that a row that is not text in `encoding` is that
+    # row's problem only (`csv_cells`); the characters CSV is parsed by are ASCII, which every encoding
+    # read (`text_encoding`) keeps as they are.
     with path.open(encoding="latin-1", newline="") as handle:
         previous = 0
         try:
@@ -319,28 +362,34 @@ def _read_csv(path: Path) -> Iterator[RawRecord]:
                 previous = reader.line_num
                 if None in row:  # DictReader files cells beyond the header under the key None
                     yield RawRecord(source, location, {}, too_many_cells(len(row.pop(None) or []), delimiter))
-                elif (cells := csv_cells(row)) is None:
-                    yield RawRecord(source, location, {}, NOT_UTF8)
+                elif (cells := csv_cells(row, encoding)) is None:
+                    yield RawRecord(source, location, {}, not_text(encoding))
                 else:
                     yield RawRecord(source, location, cells)
         except csv.Error as exc:
             raise LibraryError(f"Cannot read '{path}' as CSV, line {previous + 1}: {exc}") from exc
 
 
-def csv_cells(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A CSV row read as Latin-1 (one character per byte) as the UTF-8 text its bytes hold, names
-    included; None when a cell or name is not UTF-8. Spark's executors read CSV the same way."""
+def csv_cells(row: Mapping[str, Any], encoding: str = UTF8) -> dict[str, Any] | None:
+    """A CSV row read as Latin-1 (one character per byte) as the text its bytes hold in `encoding`, names
+    included; None when a cell or name is not text in it. Spark's executors read CSV the same way."""
     try:
         return {
-            _utf8(key).removeprefix("\ufeff"): _utf8(value) if isinstance(value, str) else value
+            _decoded(key, encoding).removeprefix("\ufeff"): _decoded(value, encoding)
+            if isinstance(value, str)
+            else value
             for key, value in row.items()
         }
     except UnicodeDecodeError:
         return None
 
 
-def _utf8(text: str) -> str:
-    return text.encode("latin-1").decode("utf-8")
+def _decoded(text: str, encoding: str) -> str:
+    return text.encode("latin-1").decode(encoding)
+
+
+def _file_text(path: Path, encoding: str) -> str:
+    return path.read_bytes().decode("utf-8-sig" if encoding == UTF8 else encoding)
 
 
 def _json_kind(value: Any) -> str:
@@ -361,13 +410,13 @@ def csv_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_json(path: Path) -> Iterator[RawRecord]:
+def _read_json(path: Path, encoding: str) -> Iterator[RawRecord]:
     """A JSON array of assets, or an object holding one (`{"items": [...], "total": 120}`), as APIs export."""
     source = str(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+        data = json.loads(_file_text(path, encoding))
     except UnicodeDecodeError as exc:
-        raise LibraryError(f"Cannot read '{path}': it is not UTF-8 text; save it as UTF-8") from exc
+        raise LibraryError(f"Cannot read '{path}': it {not_text(encoding)}") from exc
     except json.JSONDecodeError as exc:
         raise LibraryError(f"Cannot read '{path}' as JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
     if isinstance(data, dict):
@@ -386,7 +435,8 @@ def _read_json(path: Path) -> Iterator[RawRecord]:
             yield RawRecord(source, location, {}, f"is a JSON {_json_kind(item)}, not an object of the asset's fields")
 
 
-def _read_parquet(path: Path) -> Iterator[RawRecord]:
+def _read_parquet(path: Path, encoding: str) -> Iterator[RawRecord]:
+    """The rows of a Parquet file; its text is UTF-8 by the format's definition, whatever `encoding` says."""
     import pyarrow  # here, not at the top: a slow import that JSON Lines and CSV users never need
     import pyarrow.parquet
 
@@ -402,13 +452,13 @@ def _read_parquet(path: Path) -> Iterator[RawRecord]:
                 index += 1
 
 
-def _read_markdown(path: Path) -> Iterator[RawRecord]:
+def _read_markdown(path: Path, encoding: str) -> Iterator[RawRecord]:
     """One asset per file: front matter between '---' lines, the Markdown text after it as the body."""
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = _file_text(path, encoding)
     except UnicodeDecodeError:
-        yield RawRecord(source, "", {}, NOT_UTF8)
+        yield RawRecord(source, "", {}, not_text(encoding))
         return
     data: Any = {}
     body = text

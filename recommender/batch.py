@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
 
-from content_library import LibraryError, RecordInvalid, RecordProblem, iter_records
+from content_library import UTF8, LibraryError, RecordInvalid, RecordProblem, iter_records, text_encoding
 from recommender.batch_io import OutputFormat, PartialOutput, ResumeState, output_format
 from recommender.batch_jobs import Job
 
@@ -65,13 +65,18 @@ class Scan:
 
 
 def scan_input(
-    job: Job, source: str | os.PathLike[str], *, skip_invalid: bool, on_problem: Callable[[RecordProblem], None]
+    job: Job,
+    source: str | os.PathLike[str],
+    *,
+    skip_invalid: bool,
+    on_problem: Callable[[RecordProblem], None],
+    encoding: str = UTF8,
 ) -> Scan:
     """Validate every record; without `skip_invalid` any bad one stops the run, all of them listed."""
     digest = hashlib.sha256()
     records = invalid = 0
     shown: list[RecordProblem] = []
-    for record in iter_records(source):
+    for record in iter_records(source, encoding):
         records += 1
         data = json.dumps(record.data, sort_keys=True, ensure_ascii=False, default=str)
         digest.update(f"{record.location}\t{record.error}\t{data}\n".encode())
@@ -103,6 +108,7 @@ def run_local(
     output: str | os.PathLike[str],
     *,
     fmt: str | None = None,
+    encoding: str = UTF8,
     batch_size: int = DEFAULT_BATCH_SIZE,
     skip_invalid: bool = False,
     resume: bool = False,
@@ -113,19 +119,21 @@ def run_local(
 ) -> BatchSummary:
     """Run `job` over the records of `source`, writing `output` atomically, `batch_size` records at a time.
 
-    `progress` shows a bar, or a plain line every `progress_every` seconds. With `resume`, a run
+    Text input is read in `encoding` (`content_library.text_encoding`). `progress` shows a bar, or a
+    plain line every `progress_every` seconds. With `resume`, a run
     interrupted on the same input and settings continues after its last finished batch; without it,
     any earlier partial output is discarded.
     """
     out_format = output_format(output, fmt)
-    scan = scan_input(job, source, skip_invalid=skip_invalid, on_problem=on_problem)
+    encoding = text_encoding(encoding)
+    scan = scan_input(job, source, skip_invalid=skip_invalid, on_problem=on_problem, encoding=encoding)
     partial = PartialOutput(output, out_format, job.table)
     try:
         state = _open_partial(job, partial, scan, out_format, batch_size, skip_invalid, resume)
         resumed_at = state.records
         if partial.done:
             return BatchSummary(job.command, str(output), state.records, state.written, state.skipped, resumed_at)
-        records = iter_records(source)
+        records = iter_records(source, encoding)
         for _ in itertools.islice(records, state.records):  # finished batches: read past, not redone
             pass
         meter = Progress(progress, scan.records, state.records, job.unit, every=progress_every, stream=stream)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from content_library import Asset, Library, load_library
+from content_library import UTF8, Asset, Library, load_library
 from recommender import ann
 from recommender.embeddings import Embedder
 from recommender.errors import ModelError
@@ -43,11 +43,12 @@ def build_index(
     batch_size: int = 64,
     progress: bool = False,
     skip_invalid: bool = False,
+    encoding: str = UTF8,
 ) -> BuildSummary:
     """Label what is untagged in a library, embed it and publish a new index version.
 
-    `source` is a loaded Library or the paths to load one from (then writes acknowledged while it
-    loads are carried over too). Raises LibraryError for a bad library (nothing is written) and
+    `source` is a loaded Library or the paths to load one from, their text in `encoding` (then writes
+    acknowledged while it loads are carried over too). Raises LibraryError for a bad library (nothing is written) and
     ModelError when the tagger was trained on another embedding model than `embedder`.
     """
     started = time.perf_counter()
@@ -60,7 +61,9 @@ def build_index(
     store = IndexStore(index_dir)
     # Before reading the library: a write acknowledged while it loads must be carried over too.
     start = store.begin_build()
-    library = source if isinstance(source, Library) else load_library(*source, skip_invalid=skip_invalid)
+    library = (
+        source if isinstance(source, Library) else load_library(*source, skip_invalid=skip_invalid, encoding=encoding)
+    )
     vectors = embedder.encode([a.text for a in library.assets], batch_size=batch_size, progress=progress)
     labels = label_assets(library.assets, vectors, tagger)
     manifest = store.write_version(

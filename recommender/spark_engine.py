@@ -33,7 +33,15 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from content_library import LibraryError, RecordProblem, csv_delimiter, detect_format, iter_records
+from content_library import (
+    UTF8,
+    LibraryError,
+    RecordProblem,
+    csv_delimiter,
+    detect_format,
+    iter_records,
+    text_encoding,
+)
 from recommender.batch import BatchSummary, invalid_records_error
 from recommender.batch_io import BatchError, OutputFormat, output_format
 from recommender.batch_jobs import TagJob
@@ -77,6 +85,7 @@ def run_tag(
     tagger: Tagger,
     fmt: str | None = None,
     input_format: str | None = None,
+    encoding: str = UTF8,
     batch_size: int = 256,
     skip_invalid: bool = False,
     partitions: int | None = None,
@@ -89,7 +98,7 @@ def run_tag(
 
     `embedder_factory` (called with `model` on each executor) is for tests that need a fake model.
     """
-    options = _options(fmt, input_format, batch_size, skip_invalid, partitions, on_problem)
+    options = _options(fmt, input_format, encoding, batch_size, skip_invalid, partitions, on_problem)
     TagJob(embedder_factory(model), tagger)  # raises ModelError on a mismatch, before any executor work
     with _session(spark, master, "recommender tag") as session:
         shared = session.sparkContext.broadcast(tagger)
@@ -112,6 +121,7 @@ def run_recommend(
     ship_index: bool = False,
     fmt: str | None = None,
     input_format: str | None = None,
+    encoding: str = UTF8,
     batch_size: int = 256,
     skip_invalid: bool = False,
     partitions: int | None = None,
@@ -125,7 +135,7 @@ def run_recommend(
     Executors open the index at `index_dir`, which must be readable at that path on every executor
     (a shared file system; in local mode any local path), unless `ship_index` sends a copy to each.
     """
-    options = _options(fmt, input_format, batch_size, skip_invalid, partitions, on_problem)
+    options = _options(fmt, input_format, encoding, batch_size, skip_invalid, partitions, on_problem)
     index = str(Path(index_dir).resolve())
     version = IndexStore(index).manifest().version  # fails here, not on executors, if there is no index
     with _session(spark, master, "recommender recommend-batch") as session:
@@ -139,6 +149,7 @@ def run_recommend(
 def _options(
     fmt: str | None,
     input_format: str | None,
+    encoding: str,
     batch_size: int,
     skip_invalid: bool,
     partitions: int | None,
@@ -147,6 +158,7 @@ def _options(
     return {
         "fmt": fmt,
         "input_format": input_format,
+        "encoding": text_encoding(encoding),  # an unknown name fails here, before a session starts
         "batch_size": batch_size,
         "skip_invalid": skip_invalid,
         "partitions": partitions,
@@ -163,6 +175,7 @@ def _run(
     *,
     fmt: str | None,
     input_format: str | None,
+    encoding: str,
     batch_size: int,
     skip_invalid: bool,
     partitions: int | None,
@@ -179,8 +192,9 @@ def _run(
     try:
         with warnings.catch_warnings(), _spark_errors(source):
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
-            frame = _read(spark, source, kind, delimiter)
-            scanning = partial(scan, spec=spec, kind=kind, delimiter=delimiter)
+            frame = _read(spark, source, kind, delimiter, encoding)
+            text = {"delimiter": delimiter, "encoding": encoding}
+            scanning = partial(scan, spec=spec, kind=kind, **text)
             scanned = frame.mapInArrow(scanning, from_arrow_schema(SCAN_SCHEMA)).cache()
             try:
                 splits = _Splits(scanned.filter("kind = 'split'").collect(), kind)
@@ -189,7 +203,7 @@ def _run(
             finally:
                 scanned.unpersist()
             numbered = frame.mapInArrow(
-                partial(number, spec=spec, kind=kind, starts=splits.starts, batch_size=batch_size, delimiter=delimiter),
+                partial(number, spec=spec, kind=kind, starts=splits.starts, batch_size=batch_size, **text),
                 from_arrow_schema(NUMBERED_SCHEMA),
             )
             batches = max(1, math.ceil(splits.valid / batch_size))
@@ -301,25 +315,25 @@ def _input_format(spark: SparkSession, source: str, given: str | None) -> str:
         raise BatchError(f"{exc} Or pass --input-format (jsonl, json, csv, parquet or markdown).") from None
 
 
-def _read(spark: SparkSession, source: str, kind: str, delimiter: str) -> DataFrame:
+def _read(spark: SparkSession, source: str, kind: str, delimiter: str, encoding: str) -> DataFrame:
     """The input as rows, each with the file it came from and the start of its split."""
     from pyspark.sql import functions as F
 
     meta = [F.col("_metadata.file_path").alias(FILE), F.col("_metadata.file_block_start").alias(BLOCK)]
     if kind in ("markdown", "json"):
-        return _read_on_driver(spark, source)
+        return _read_on_driver(spark, source, encoding)
     reader = _reader(spark, source, kind)
     if kind == "jsonl":
         # Lines split at \n only, as Python reads them; values stay as written (no schema inference), as
-        # bytes, so that a line that is not UTF-8 is that line's problem, as it is locally.
+        # bytes, so that a line that is not text in `encoding` is that line's problem, as it is locally.
         return reader.option("lineSep", "\n").text(source).select(F.col("value").cast("binary").alias("value"), *meta)
     if kind == "parquet":
         frame = reader.parquet(source)
         return frame.select(*[F.col(f"`{name}`") for name in frame.columns], *meta)
     if kind != "csv":
         raise BatchError(f"cannot read '{kind}' input on Spark; use jsonl, json, csv, parquet or markdown")
-    # Latin-1 keeps every byte, so executors tell a row that is not UTF-8 from one that is (csv_cells);
-    # Spark's UTF-8 reading would replace such bytes with U+FFFD and say nothing.
+    # Latin-1 keeps every byte, so executors decode each row in `encoding` and tell one that is not text
+    # in it (csv_cells); Spark's UTF-8 reading would replace such bytes with U+FFFD and say nothing.
     csv_options = {"header": "true", "multiLine": "true", "escape": '"', "mode": "PERMISSIVE", "sep": delimiter}
     csv_options["encoding"] = "ISO-8859-1"
     header = reader.options(**csv_options).csv(source).columns  # every column as text: no inference
@@ -343,13 +357,13 @@ def _csv_delimiter(spark: SparkSession, source: str) -> str:
     return csv_delimiter(first.value) if first is not None else ","
 
 
-def _read_on_driver(spark: SparkSession, source: str) -> DataFrame:
+def _read_on_driver(spark: SparkSession, source: str, encoding: str) -> DataFrame:
     """Markdown folders and JSON arrays are read on the driver: Markdown is one small file per asset
     written by people, and an array is one document that no split can start inside. Each record is its
     own split, numbered by its place in its file."""
     rows = []
     place: dict[str, int] = {}
-    for record in iter_records(source):
+    for record in iter_records(source, encoding):
         place[record.source] = index = place.get(record.source, -1) + 1
         rows.append((record.source, index, json.dumps(record.data, default=_json_value), record.error))
     schema = f"{FILE} string, {BLOCK} long, data string, error string"

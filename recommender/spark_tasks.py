@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from content_library import NOT_UTF8, RawRecord, RecordInvalid, csv_cells, jsonl_record, too_many_cells
+from content_library import UTF8, RawRecord, RecordInvalid, csv_cells, jsonl_record, not_text, too_many_cells
 from recommender.batch_io import BatchError, OutputFormat, Table, json_line
 from recommender.batch_jobs import Job, PinnedDate, RecommendJob, TagJob
 from recommender.config import RankingConfig
@@ -122,9 +122,11 @@ class RecommendSpec:
 # -- executor functions -------------------------------------------------------------------------------
 
 
-def _records(batch: pa.RecordBatch, kind: str, delimiter: str) -> Iterator[tuple[str, int, RawRecord | None, int]]:
+def _records(
+    batch: pa.RecordBatch, kind: str, delimiter: str, encoding: str
+) -> Iterator[tuple[str, int, RawRecord | None, int]]:
     """(file, split, record or None for a blank line, physical lines it spans) for each row; `delimiter`
-    is what separates the cells of CSV input."""
+    is what separates the cells of CSV input, `encoding` what its text and JSON Lines' is in."""
     files = batch.column(FILE).to_pylist()
     blocks = batch.column(BLOCK).to_pylist()
     rows = batch.drop_columns([FILE, BLOCK]).to_pylist()
@@ -133,13 +135,13 @@ def _records(batch: pa.RecordBatch, kind: str, delimiter: str) -> Iterator[tuple
         lines = 1
         if kind == "jsonl":
             try:
-                record = jsonl_record(file, "", (row["value"] or b"").decode("utf-8"))
+                record = jsonl_record(file, "", (row["value"] or b"").decode(encoding))
             except UnicodeDecodeError:
-                record = RawRecord(file, "", {}, NOT_UTF8)
+                record = RawRecord(file, "", {}, not_text(encoding))
         elif kind == "csv":
             corrupt = row.pop(CORRUPT)
             lines += sum(value.count("\n") for value in row.values() if isinstance(value, str))
-            record = _csv_record(file, row, corrupt, delimiter)
+            record = _csv_record(file, row, corrupt, delimiter, encoding)
         elif kind in ("markdown", "json"):
             record = RawRecord(file, "", json.loads(row["data"]), row["error"])
         else:
@@ -147,23 +149,25 @@ def _records(batch: pa.RecordBatch, kind: str, delimiter: str) -> Iterator[tuple
         yield file, block, record, lines
 
 
-def _csv_record(source: str, row: dict[str, Any], corrupt: str | None, delimiter: str) -> RawRecord:
+def _csv_record(source: str, row: dict[str, Any], corrupt: str | None, delimiter: str, encoding: str) -> RawRecord:
     if corrupt is not None:  # Spark flags rows with too many or too few cells; only too many is an error
         import csv
 
         cells = next(csv.reader([corrupt], delimiter=delimiter), [])
         if len(cells) > len(row):
             return RawRecord(source, "", {}, too_many_cells(len(cells) - len(row), delimiter))
-    decoded = csv_cells(row)
-    return RawRecord(source, "", {}, NOT_UTF8) if decoded is None else RawRecord(source, "", decoded)
+    decoded = csv_cells(row, encoding)
+    return RawRecord(source, "", {}, not_text(encoding)) if decoded is None else RawRecord(source, "", decoded)
 
 
-def scan(batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str, delimiter: str = ",") -> Iterator[pa.RecordBatch]:
+def scan(
+    batches: Iterator[pa.RecordBatch], *, spec: Any, kind: str, delimiter: str = ",", encoding: str = UTF8
+) -> Iterator[pa.RecordBatch]:
     job = spec.job(loaded=False)
     counts: dict[tuple[str, int], list[int]] = {}  # rows, lines, records, valid
     for batch in batches:
         problems: list[dict[str, Any]] = []
-        for file, block, record, lines in _records(batch, kind, delimiter):
+        for file, block, record, lines in _records(batch, kind, delimiter, encoding):
             count = counts.setdefault((file, block), [0, 0, 0, 0])
             index, lines_before = count[0], count[1]
             count[0] += 1
@@ -199,12 +203,13 @@ def number(
     starts: dict[tuple[str, int], int],
     batch_size: int,
     delimiter: str = ",",
+    encoding: str = UTF8,
 ) -> Iterator[pa.RecordBatch]:
     job = spec.job(loaded=False)
     seen: dict[tuple[str, int], int] = {}
     for batch in batches:
         out: dict[str, list[Any]] = {"seq": [], "batch": [], "item": []}
-        for file, block, record, _ in _records(batch, kind, delimiter):
+        for file, block, record, _ in _records(batch, kind, delimiter, encoding):
             if record is None:
                 continue
             try:

@@ -181,6 +181,25 @@ def test_recommend_batch_with_steps_writes_a_nurture_sequence_per_contact(
         assert steps == sorted(steps) and steps[0] == stages.index(row["stage"])
 
 
+def test_recommend_batch_reads_contacts_saved_in_the_encoding_given(
+    tmp_path: Path, fake_cli: Path, batch_contacts: list[dict], batch_index: Path
+) -> None:
+    contacts = [contact | {"query": "Rechnungspr\u00fcfung f\u00fcr M\u00fcnchen"} for contact in batch_contacts[:5]]
+    path = write_rows(tmp_path / "contacts.csv", contacts)
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))  # as Excel on Western Windows saves it
+    args = ["recommend-batch", "contacts.csv", "next.jsonl", "--index-dir", str(batch_index)]
+
+    refused = run_fake(fake_cli, *args, calls_log=tmp_path / "calls.log")
+    done = run_fake(fake_cli, *args, "--encoding", "cp1252", calls_log=tmp_path / "calls.log")
+
+    assert refused.returncode == 1
+    assert (
+        "line 2: is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)" in refused.stderr
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row["contact_id"] for row in read_jsonl(tmp_path / "next.jsonl")] == [c["contact_id"] for c in contacts]
+
+
 def test_bad_records_fail_the_command_with_every_problem_and_no_output(
     tmp_path: Path, fake_cli: Path, batch_contacts: list[dict], batch_index: Path
 ) -> None:
@@ -218,6 +237,7 @@ def test_bad_records_fail_the_command_with_every_problem_and_no_output(
         (["recommend-batch", "in.jsonl", "out.csv", "--ship-index"], "Error: --ship-index is for --engine spark"),
         (["recommend-batch", "in.jsonl", "out.csv", "--steps", "3", "-k", "5"], "Error: -k is for lists"),
         (["recommend-batch", "in.jsonl", "out.csv", "--steps", "13"], "Invalid value for '--steps'"),
+        (["tag", "in.jsonl", "out.jsonl", "--encoding", "utf-16"], "Encoding 'utf-16' is not supported"),
     ],
 )
 def test_wrong_arguments_fail_before_any_model_loads(

@@ -197,6 +197,22 @@ def test_check_library_lists_invalid_records_and_fails_unless_told_to_skip_them(
     assert [line.split(", field ")[0] for line in report["skipped"]] == [f"{library}, line 2", f"{library}, line 3"]
 
 
+def test_check_library_reads_an_export_in_the_encoding_given(tmp_path: Path):
+    library = write_jsonl(
+        tmp_path / "library.jsonl", [JSONL_ASSETS[0] | {"title": "F\u00fcr M\u00fcnchen \u2013 5 \u20ac"}]
+    )
+    library.write_bytes(library.read_text(encoding="utf-8").encode("cp1252"))
+
+    refused = run("check-library", library, check=False)
+    report = json.loads(run("check-library", library, "--encoding", "cp1252", "--json").stdout)
+
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[1].endswith(
+        "is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)"
+    )
+    assert (report["asset_count"], report["skipped"]) == (1, [])
+
+
 # -- build-index -------------------------------------------------------------------------------------
 
 

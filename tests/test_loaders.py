@@ -30,6 +30,7 @@ from content_library import (
     load_library,
     parse_record,
     schema,
+    text_encoding,
 )
 
 ASSETS: list[dict[str, Any]] = [
@@ -613,7 +614,9 @@ def test_a_line_that_is_not_utf8_is_a_problem_of_that_line(tmp_path: Path) -> No
     path = tmp_path / "library.jsonl"
     path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"title": "caf\xe9"}\n')
 
-    assert load_problems(path) == [f"{path}, line 2: is not UTF-8 text; save the file as UTF-8"]
+    assert load_problems(path) == [
+        f"{path}, line 2: is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)"
+    ]
 
 
 def test_csv_lines_count_the_header_as_line_1(tmp_path: Path) -> None:
@@ -645,7 +648,9 @@ def test_a_csv_row_that_is_not_utf8_is_a_problem_of_that_row(tmp_path: Path) -> 
     lines[2] = lines[2].replace(b"Title", "Caf\u00e9 M\u00fcller".encode("cp1252"))
     path.write_bytes(b"\r\n".join(lines))
 
-    assert load_problems(path) == [f"{path}, line 3: is not UTF-8 text; save the file as UTF-8"]
+    assert load_problems(path) == [
+        f"{path}, line 3: is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)"
+    ]
 
 
 def test_csv_text_in_utf8_is_read_whatever_its_script(tmp_path: Path) -> None:
@@ -742,6 +747,80 @@ def test_the_error_message_lists_at_most_50_problems(tmp_path: Path) -> None:
     assert len(caught.value.problems) == 60
     assert len(lines) == 1 + 50 + 1
     assert lines[-1] == "  ... and 10 more"
+
+
+# Encodings
+
+#: A title with letters Windows-1252 writes in one byte each (the dash and the euro sign are its own).
+TITLE = "Stra\u00dfenbahn f\u00fcr M\u00fcnchen \u2013 5 \u20ac"
+
+
+def cp1252_library(folder: Path, kind: str) -> Path:
+    """A one-asset library titled TITLE, saved in Windows-1252 as Excel on Western Windows saves CSV."""
+    row = GOOD | {"title": TITLE}
+    if kind == "markdown":
+        path = folder / "a1.md"
+        path.write_text("---\n" + "".join(f"{key}: {value}\n" for key, value in row.items()) + "---\nBody.\n")
+    elif kind == "csv":
+        path = write_csv(folder / "library.csv", [row], list(GOOD), delimiter=";")
+    else:
+        text = json.dumps(row if kind == "jsonl" else [row], ensure_ascii=False)
+        path = folder / f"library.{kind}"
+        path.write_text(text + "\n", encoding="utf-8")
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "markdown"])
+def test_a_library_saved_in_another_encoding_reads_when_it_is_given(tmp_path: Path, kind: str) -> None:
+    path = cp1252_library(tmp_path, kind)
+
+    assert [asset.title for asset in load_library(path, encoding="cp1252").assets] == [TITLE]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "markdown"])
+def test_a_library_saved_in_another_encoding_is_refused_as_utf8_saying_how_to_read_it(tmp_path: Path, kind: str):
+    path = cp1252_library(tmp_path, kind)
+
+    (problem,) = load_problems(path)
+    assert problem.endswith("is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)")
+
+
+def test_a_json_array_saved_in_another_encoding_is_refused_as_utf8_naming_the_file(tmp_path: Path) -> None:
+    path = cp1252_library(tmp_path, "json")
+
+    with pytest.raises(LibraryError, match=f"Cannot read '{path}': it is not UTF-8 text; save the file as UTF-8"):
+        load_library(path)
+
+
+def test_a_row_that_is_not_text_in_the_given_encoding_is_a_problem_naming_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "library.csv", [GOOD, GOOD | {"id": "a2"}], list(GOOD))
+    # 0x81 stands for no character in Windows-1252.
+    path.write_bytes(path.read_bytes().replace(b"a2,Title", b"a2,Ti\x81tle"))
+
+    with pytest.raises(LibraryError) as caught:
+        load_library(path, encoding="cp1252")
+
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}, line 3: is not cp1252 text; give the encoding the file was saved in (--encoding), or save it as UTF-8"
+    ]
+
+
+@pytest.mark.parametrize(("name", "codec"), [("UTF8", "utf-8"), ("utf-8-sig", "utf-8"), ("latin-1", "iso8859-1")])
+def test_an_encoding_is_known_by_any_of_its_names(name: str, codec: str) -> None:
+    assert text_encoding(name) == codec
+
+
+def test_an_unknown_encoding_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(LibraryError, match="Unknown encoding 'windows-1999': name one such as utf-8, cp1252"):
+        load_library(write_csv(tmp_path / "library.csv", [GOOD], list(GOOD)), encoding="windows-1999")
+
+
+@pytest.mark.parametrize("name", ["utf-16", "shift_jis", "utf-7"])
+def test_an_encoding_that_does_not_write_ascii_as_one_byte_each_is_refused(name: str) -> None:
+    # CSV and JSON are parsed by their ASCII characters before a record is decoded.
+    with pytest.raises(LibraryError, match=f"Encoding '{name}' is not supported: .* save the file as UTF-8"):
+        text_encoding(name)
 
 
 # Skipping, ignoring

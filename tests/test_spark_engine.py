@@ -249,12 +249,41 @@ def test_a_record_that_is_not_utf8_is_its_own_problem_as_on_the_local_engine(
 
     line = 3 if suffix == ".jsonl" else 4  # CSV's header is line 1
     assert [(p.location, p.message) for p in spark_problems] == [
-        (f"line {line}", "is not UTF-8 text; save the file as UTF-8")
+        (
+            f"line {line}",
+            "is not UTF-8 text; save the file as UTF-8, or give its encoding (--encoding cp1252)",
+        )
     ]
     assert spark_problems == local_problems
     spark_output = b"".join(path.read_bytes() for path in part_files(tmp_path / "s.jsonl"))
     assert spark_output == (tmp_path / "l.jsonl").read_bytes()
     assert "\ufffd" not in spark_output.decode()
+
+
+def in_cp1252(row: dict) -> bool:
+    try:
+        json.dumps(row, ensure_ascii=False, default=str).encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_file_in_its_given_encoding_reads_as_on_the_local_engine(
+    spark, tmp_path: Path, batch_assets: list[dict], tagger: Tagger, suffix: str
+) -> None:
+    rows = [dict(row) for row in batch_assets if in_cp1252(row)][:6]
+    rows[2]["title"] = "Stra\u00dfenbahn f\u00fcr M\u00fcnchen \u2013 \u20ac"
+    source = write_rows(tmp_path / f"in{suffix}", rows)
+    # The whole file as Excel on Western Windows saves it (the dash and the euro sign are cp1252's own).
+    source.write_bytes(source.read_bytes().decode("utf-8").encode("cp1252"))
+    run_local(TagJob(HashEmbedder(), tagger), source, tmp_path / "l.jsonl", encoding="cp1252")
+
+    spark_tag(spark, source, tmp_path / "s.jsonl", tagger, encoding="cp1252")
+
+    spark_output = b"".join(path.read_bytes() for path in part_files(tmp_path / "s.jsonl"))
+    assert spark_output == (tmp_path / "l.jsonl").read_bytes()
+    assert rows[2]["title"] in spark_output.decode()
 
 
 def test_spark_locates_bad_json_array_items_by_index_like_the_local_engine(

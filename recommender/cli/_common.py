@@ -12,7 +12,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from content_library import LibraryError
+from content_library import UTF8, LibraryError, text_encoding
 from content_library.schema import not_a_role
 from recommender.errors import RecommenderError
 
@@ -37,6 +37,24 @@ def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="TOML file overriding ranking weights and parameters (see README, Configuration).",
     )(func)
+
+
+def encoding_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--encoding",
+        default=UTF8,
+        show_default=True,
+        callback=_checked_encoding,
+        help="Encoding of text input (CSV, JSON Lines, JSON, Markdown): utf-8, or one byte per character, "
+        "such as cp1252 (Excel's CSV on Western Windows) or latin-1.",
+    )(func)
+
+
+def _checked_encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return text_encoding(value)
+    except LibraryError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from content_library import RecordProblem
-from recommender.cli._common import config_option, index_dir_option, main, user_errors
+from recommender.cli._common import config_option, encoding_option, index_dir_option, main, user_errors
 from recommender.config import DEFAULT_MODEL, RankingConfig
 from recommender.types import MAX_K, MAX_STEPS
 
@@ -31,6 +31,7 @@ def _batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["jsonl", "json", "csv", "parquet", "markdown"]),
             help="Input format for --engine spark when INPUT is a folder of mixed files or has no extension.",
         ),
+        encoding_option,
         click.option(
             "--batch-size",
             type=click.IntRange(1, 100_000),
@@ -81,6 +82,7 @@ def tag(
     tagger_dir: Path | None,
     fmt: str | None,
     input_format: str | None,
+    encoding: str,
     batch_size: int,
     skip_invalid: bool,
     resume: bool,
@@ -112,6 +114,7 @@ def tag(
             tagger=tagger,
             fmt=fmt,
             input_format=input_format,
+            encoding=encoding,
             batch_size=batch_size,
             skip_invalid=skip_invalid,
             partitions=partitions,
@@ -124,7 +127,7 @@ def tag(
         from recommender.embeddings import load_embedder
 
         job = TagJob(load_embedder(model), tagger)
-        summary = run_local(job, input_path, output, **_local_options(fmt, batch_size, skip_invalid, resume))
+        summary = run_local(job, input_path, output, **_local_options(fmt, encoding, batch_size, skip_invalid, resume))
     click.echo(summary.line())
 
 
@@ -154,6 +157,7 @@ def recommend_batch(
     ship_index: bool,
     fmt: str | None,
     input_format: str | None,
+    encoding: str,
     batch_size: int,
     skip_invalid: bool,
     resume: bool,
@@ -192,6 +196,7 @@ def recommend_batch(
             ship_index=ship_index,
             fmt=fmt,
             input_format=input_format,
+            encoding=encoding,
             batch_size=batch_size,
             skip_invalid=skip_invalid,
             partitions=partitions,
@@ -209,15 +214,16 @@ def recommend_batch(
         today = PinnedDate(dt.date.today())
         recommender = Recommender.load(index_dir, config=config, today=today)
         job = RecommendJob(recommender, k=k, steps=steps, config=recommender.config, today=today)
-        summary = run_local(job, contacts, output, **_local_options(fmt, batch_size, skip_invalid, resume))
+        summary = run_local(job, contacts, output, **_local_options(fmt, encoding, batch_size, skip_invalid, resume))
     click.echo(summary.line())
 
 
-def _local_options(fmt: str | None, batch_size: int, skip_invalid: bool, resume: bool) -> dict[str, Any]:
+def _local_options(fmt: str | None, encoding: str, batch_size: int, skip_invalid: bool, resume: bool) -> dict[str, Any]:
     from recommender.batch import ProgressMode
 
     return {
         "fmt": fmt,
+        "encoding": encoding,
         "batch_size": batch_size,
         "skip_invalid": skip_invalid,
         "resume": resume,

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from content_library import SAMPLE_LIBRARY
-from recommender.cli._common import index_dir_option, main, user_errors
+from recommender.cli._common import encoding_option, index_dir_option, main, user_errors
 from recommender.config import DEFAULT_MODEL
 
 
@@ -35,6 +35,7 @@ from recommender.config import DEFAULT_MODEL
 )
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, help="Encoding batch.")
 @click.option("--skip-invalid", is_flag=True, help="Load the valid assets and report the invalid ones.")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @user_errors
 def build_index_command(
@@ -46,6 +47,7 @@ def build_index_command(
     index_kind: str,
     batch_size: int,
     skip_invalid: bool,
+    encoding: str,
     as_json: bool,
 ) -> None:
     """Build an index from content libraries (files or folders; default: the shipped sample).
@@ -61,7 +63,7 @@ def build_index_command(
     from recommender.embeddings import load_embedder
 
     # The library first: a bad record is reported in a second, not after loading the model.
-    assets = load_library(*(library or [SAMPLE_LIBRARY]), skip_invalid=skip_invalid)
+    assets = load_library(*(library or [SAMPLE_LIBRARY]), skip_invalid=skip_invalid, encoding=encoding)
     embedder = load_embedder(model)
     tagger = None if no_tagger else _load_tagger(tagger_dir)
     summary = build_index(
@@ -102,9 +104,10 @@ def build_index_command(
 @main.command("check-library")
 @click.argument("library", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Count the valid assets and list the invalid ones.")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @user_errors
-def check_library(library: tuple[Path, ...], skip_invalid: bool, as_json: bool) -> None:
+def check_library(library: tuple[Path, ...], skip_invalid: bool, encoding: str, as_json: bool) -> None:
     """Read content libraries as build-index reads them, without the model: a check of an export in seconds.
 
     Prints the counts per type and language, how many assets carry each curated label (the tagger
@@ -116,7 +119,7 @@ def check_library(library: tuple[Path, ...], skip_invalid: bool, as_json: bool) 
     """
     from content_library import LABEL_FIELDS, load_library
 
-    loaded = load_library(*(library or [SAMPLE_LIBRARY]), skip_invalid=skip_invalid)
+    loaded = load_library(*(library or [SAMPLE_LIBRARY]), skip_invalid=skip_invalid, encoding=encoding)
     report: dict[str, Any] = {
         "asset_count": len(loaded.assets),
         "files": loaded.sources,
