@@ -213,6 +213,37 @@ def test_check_library_reads_an_export_in_the_encoding_given(tmp_path: Path):
     assert (report["asset_count"], report["skipped"]) == (1, [])
 
 
+@pytest.mark.parametrize("command", ["check-library", "build-index", "train-tagger", "evaluate-holdout"])
+def test_every_command_that_reads_a_library_reads_it_in_the_encoding_given(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import content_library
+    from recommender.cli import evaluation, training
+
+    asked = []
+
+    def load_library(*paths, **options):
+        asked.append(options.get("encoding"))
+        raise content_library.LibraryError("stopped after reading")
+
+    for module in (content_library, evaluation, training):
+        monkeypatch.setattr(module, "load_library", load_library)
+    library = write_jsonl(tmp_path / "library.jsonl", JSONL_ASSETS)
+
+    result = CliRunner().invoke(main, [command, str(library), "--encoding", "Windows-1252"])
+
+    assert (result.exit_code, asked) == (1, ["cp1252"]), result.output
+    assert "Error: stopped after reading" in result.output
+
+
+@pytest.mark.parametrize("command", ["check-library", "build-index", "train-tagger", "evaluate-holdout"])
+def test_an_encoding_no_library_can_be_read_in_is_a_usage_error_naming_it(command: str):
+    result = CliRunner().invoke(main, [command, "--encoding", "utf-16"])
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--encoding': Encoding 'utf-16' is not supported" in result.output
+
+
 # -- build-index -------------------------------------------------------------------------------------
 
 

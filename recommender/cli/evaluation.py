@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from content_library import SAMPLE_LIBRARY, load_library
-from recommender.cli._common import config_option, index_dir_option, main, user_errors
+from recommender.cli._common import config_option, encoding_option, index_dir_option, main, user_errors
 from recommender.config import DEFAULT_MODEL, RankingConfig
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ def evaluate(
 @_requests_options
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Embedding model.")
 @config_option
+@encoding_option
 @user_errors
 def evaluate_holdout(
     library: tuple[Path, ...],
@@ -126,6 +127,7 @@ def evaluate_holdout(
     as_json: bool,
     model: str,
     config_path: Path | None,
+    encoding: str,
 ) -> None:
     """Ranking and tagging quality on vendors the models never saw (default: the sample library).
 
@@ -150,7 +152,7 @@ def evaluate_holdout(
     from recommender.training import cross_validate
 
     compare = _compared(compare_paths)
-    assets = load_library(*(library or [SAMPLE_LIBRARY])).assets
+    assets = load_library(*(library or [SAMPLE_LIBRARY]), encoding=encoding).assets
     embedder = load_embedder(model)
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
     config = RankingConfig.from_toml(config_path) if config_path else RankingConfig()

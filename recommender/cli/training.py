@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from content_library import SAMPLE_LIBRARY, load_library
-from recommender.cli._common import main, user_errors
+from recommender.cli._common import encoding_option, main, user_errors
 from recommender.config import DEFAULT_MODEL
 
 
@@ -23,9 +23,12 @@ from recommender.config import DEFAULT_MODEL
     help="Folder for tagger.npz, tagger.json and MODEL_CARD.md (default: the shipped models/tagger).",
 )
 @click.option("--no-cv", is_flag=True, help="Skip the leave-one-vendor-out cross-validation.")
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card data as JSON.")
 @user_errors
-def train_tagger(library: tuple[Path, ...], model: str, output: Path | None, no_cv: bool, as_json: bool) -> None:
+def train_tagger(
+    library: tuple[Path, ...], model: str, output: Path | None, no_cv: bool, encoding: str, as_json: bool
+) -> None:
     """Train the segment/stage/role tagger on a library's curated labels (default: the sample).
 
     Cross-validation holds out one site (URL host) at a time and reports per-label F1 on the
@@ -38,7 +41,7 @@ def train_tagger(library: tuple[Path, ...], model: str, output: Path | None, no_
     from recommender.embeddings import load_embedder
     from recommender.training import cross_validate, model_card, render_model_card, train
 
-    assets = load_library(*(library or [SAMPLE_LIBRARY])).assets
+    assets = load_library(*(library or [SAMPLE_LIBRARY]), encoding=encoding).assets
     embedder = load_embedder(model)
     embeddings = embedder.encode([a.text for a in assets], progress=sys.stderr.isatty())
     cv = None if no_cv else cross_validate(assets, embeddings, model=embedder.name)
