@@ -161,18 +161,21 @@ ROLES_VARIABLE = "RECOMMENDER_ROLES"
 
 
 @lru_cache(maxsize=1)
-def _role_names() -> tuple[dict[str, str], frozenset[str]]:
-    """Every name read as a role (as `_asset_type_names`), and the words of a title that tell its rank,
-    not its function (`senior`, `head`, `leiter`): from the file RECOMMENDER_ROLES names, if it is set, or
-    else the shipped one."""
+def _role_names() -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
+    """Every name read as a role (as `_asset_type_names`), the words of a title that tell its rank, not its
+    function (`senior`, `head`, `leiter`), and those that tell a kind of work, not whose (`operations`,
+    `planning`): from the file RECOMMENDER_ROLES names, if it is set, or else the shipped one."""
     return _names_files(Role, "role", [Path(os.environ.get(ROLES_VARIABLE) or ROLE_ALIASES)])
 
 
-def _names_files(vocabulary: type[StrEnum], kind: str, files: list[Path]) -> tuple[dict[str, str], frozenset[str]]:
-    """The names (spelt name -> value) and the `ranks` of the names files, in their `[aliases]` form.
-    A name may not name two values."""
+def _names_files(
+    vocabulary: type[StrEnum], kind: str, files: list[Path]
+) -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
+    """The names (spelt name -> value), the `ranks` and the `activities` of the names files, in their
+    `[aliases]` form. A name may not name two values."""
     out = {member.value: member.value for member in vocabulary}
     ranks: set[str] = set()
+    activities: set[str] = set()
     for file in files:
         try:
             with file.open("rb") as fh:
@@ -180,6 +183,7 @@ def _names_files(vocabulary: type[StrEnum], kind: str, files: list[Path]) -> tup
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"{file}: cannot read the {kind} names ({exc})") from exc
         ranks.update(spelling(name) for name in _listed(file, "ranks", content.get("ranks", [])))
+        activities.update(spelling(name) for name in _listed(file, "activities", content.get("activities", [])))
         for key, names in content.get("aliases", {}).items():
             if key not in out or out[key] != key:
                 raise ValueError(f"{file}: '{key}' is not one of the {kind}s ({allowed(vocabulary)})")
@@ -187,7 +191,7 @@ def _names_files(vocabulary: type[StrEnum], kind: str, files: list[Path]) -> tup
                 spelt = spelling(alias)
                 if out.setdefault(spelt, key) != key:
                     raise ValueError(f"{file}: '{alias}' names both {out[spelt]} and {key}")
-    return out, frozenset(ranks)
+    return out, frozenset(ranks), frozenset(activities)
 
 
 def _listed(file: Path, key: str, names: Any) -> list[str]:
@@ -239,13 +243,32 @@ def not_a_role(written: str | None = None) -> str:
 
 def _role_named(spelt: str) -> str | None:
     """A role's value, another name for one (a persona, a title such as `CFO`), or a job title read by the
-    words that are left once its rank is set aside: `Senior Manager, IT Procurement` is procurement."""
-    names, ranks = _role_names()
+    words that are left once its rank is set aside: `Senior Manager, IT Procurement` is procurement. Words
+    of a kind of work are read only when no other word names a role: `Financial Planning Manager` is
+    finance, `Planning Manager` end_user."""
+    names, ranks, activities = _role_names()
     found = _named(spelt, names, by_word=False)
     if found is None:
-        function = "_".join(word for word in spelt.split("_") if word not in ranks)
-        found = _named(function, names, by_word=True) if function else None
+        words = [word for word in _without_phrases(spelt.split("_"), ranks) if word not in ranks]
+        whose = [word for word in words if word not in activities]
+        for function in dict.fromkeys(["_".join(whose), "_".join(words)]):
+            found = _named(function, names, by_word=True) if function else None
+            if found is not None:
+                break
     return _value(found)
+
+
+def _without_phrases(words: list[str], phrases: frozenset[str]) -> list[str]:
+    """`words` without the runs of two or more that a phrase of `phrases` spells (`vice_president`)."""
+    runs = sorted((phrase.split("_") for phrase in phrases if "_" in phrase), key=len, reverse=True)
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        run = next((run for run in runs if words[i : i + len(run)] == run), None)
+        if run is None:
+            out.append(words[i])
+        i += len(run) if run else 1
+    return out
 
 
 def _value(found: tuple[str, bool] | None) -> str | None:
