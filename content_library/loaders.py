@@ -78,7 +78,7 @@ def text_encoding(name: str) -> str:
     decoded = _EVERY_BYTE.decode(codec, errors="replace")
     if len(decoded) != 256 or decoded[:128] != _EVERY_BYTE[:128].decode("ascii"):
         raise LibraryError(
-            f"Encoding '{name}' is not supported: read are UTF-8 and encodings of one byte per character "
+            f"Encoding '{name}' is not supported: text is read in UTF-8 or an encoding of one byte per character "
             "(cp1252, latin-1, cp1250...); save the file as UTF-8"
         )
     return codec
