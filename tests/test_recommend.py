@@ -752,27 +752,24 @@ MANY_QUERIES = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("requests", "searches"),
+    [
+        (MANY_QUERIES, 3),
+        # A read asset moves the query: that request searches on its own.
+        ([*MANY_QUERIES, BuyerRequest(segment="smb", query="plans prices per month", reading="e-co-exec-cash")], 4),
+    ],
+    ids=["three queries", "and one beside a read asset"],
+)
 def test_recommend_many_searches_the_index_once_for_each_distinct_query(
-    engine: Recommender, monkeypatch: pytest.MonkeyPatch
+    engine: Recommender, monkeypatch: pytest.MonkeyPatch, requests: list[BuyerRequest], searches: int
 ):
     recommender = narrow(engine)
-    one_at_a_time = [recommender.recommend(r) for r in MANY_QUERIES]
-    searches = counting_searches(recommender, monkeypatch)
-
-    assert recommender.recommend_many(MANY_QUERIES) == one_at_a_time
-    assert len(searches) == 3
-
-
-def test_recommend_many_searches_alone_for_a_request_beside_a_read_asset(
-    engine: Recommender, monkeypatch: pytest.MonkeyPatch
-):
-    recommender = narrow(engine)
-    requests = [*MANY_QUERIES, BuyerRequest(segment="smb", query="plans prices per month", reading="e-co-exec-cash")]
     one_at_a_time = [recommender.recommend(r) for r in requests]
-    searches = counting_searches(recommender, monkeypatch)
+    counted = counting_searches(recommender, monkeypatch)
 
     assert recommender.recommend_many(requests) == one_at_a_time
-    assert len(searches) == 4
+    assert len(counted) == searches
 
 
 def test_sequence_many_searches_the_index_once_for_each_distinct_query_for_all_steps(
