@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks import library
 from benchmarks._common import RESULTS, Log, Table
-from benchmarks.latency import _QUERIES, SEQUENCE_STEPS, _approximate, buyers
+from benchmarks.latency import BUYER_QUERIES, SEQUENCE_STEPS, approximate_index, buyers
 from recommender import ann
 from recommender.embeddings import Embedder
 from recommender.engine import Recommender
@@ -45,10 +45,10 @@ class CampaignResult:
 
 
 def campaign(contacts: int, *, shared: bool) -> list[BuyerRequest]:
-    """`contacts` buyers of every kind, asking the eight campaign queries in turn, or each a text of its own."""
+    """`contacts` buyers of every kind, asking the campaign queries in turn, or each a text of its own."""
     mix = itertools.islice(itertools.cycle(buyers()), contacts)
     return [
-        request.model_copy(update={"query": _QUERIES[i % len(_QUERIES)] + ("" if shared else f" c{i}")})
+        request.model_copy(update={"query": BUYER_QUERIES[i % len(BUYER_QUERIES)] + ("" if shared else f" c{i}")})
         for i, request in enumerate(mix)
     ]
 
@@ -59,7 +59,7 @@ def measure_size(size: int, embedder: Embedder, *, contacts: int, log: Log = pri
     snapshot = recommender.snapshot
     served = snapshot.index  # kept referenced: the snapshot's vector view points into it
     stored = ann.stored_vectors(served)
-    indexes = {"exact": ann.build(stored, "flat"), "approximate": _approximate(served, stored, size, library.WORK)}
+    indexes = {"exact": ann.build(stored, "flat"), "approximate": approximate_index(served, stored, size, library.WORK)}
     shared, own = campaign(contacts, shared=True), campaign(contacts, shared=False)
 
     def one_at_a_time(answer: Callable[[BuyerRequest], object], requests: list[BuyerRequest]) -> Callable[[], object]:
@@ -117,9 +117,9 @@ def report(results: Sequence[CampaignResult], folder: Path) -> Table:
             "assets",
             "index",
             "contacts",
-            "lists, 8 shared queries: ms a contact together / alone",
+            f"lists, {len(BUYER_QUERIES)} shared queries: ms a contact together / alone",
             "ratio",
-            f"{SEQUENCE_STEPS}-step sequences, 8 shared queries: together / alone",
+            f"{SEQUENCE_STEPS}-step sequences, {len(BUYER_QUERIES)} shared queries: together / alone",
             "ratio",
             "lists, a query each: together / alone",
             "ratio",

@@ -42,7 +42,7 @@ from recommender.store import VECTORS, IndexStore
 from recommender.types import BuyerRequest
 
 #: Search words of the kind a buyer types; a counter makes each one a new text.
-_QUERIES = (
+BUYER_QUERIES = (
     "how to cut invoice approval time",
     "route planning software for a small van fleet",
     "shift scheduling for retail staff",
@@ -102,7 +102,7 @@ def measure_size(size: int, embedder: Embedder, *, repeats: int, queries: int, l
     snapshot = recommender.snapshot
     served = snapshot.index  # kept referenced: the snapshot's vector view points into it
     stored = ann.stored_vectors(served)
-    indexes = {"exact": ann.build(stored, "flat"), "approximate": _approximate(served, stored, size, work)}
+    indexes = {"exact": ann.build(stored, "flat"), "approximate": approximate_index(served, stored, size, work)}
     probe = library.queries(size, 200, seed=5)
     exact_top = _top(indexes["exact"], probe, 10)
     out = []
@@ -132,7 +132,7 @@ def measure_size(size: int, embedder: Embedder, *, repeats: int, queries: int, l
         # Exact search of a million vectors takes a tenth of a second: fewer requests there.
         count = queries if kind == "approximate" or size < 1_000_000 else max(queries // 4, 5)
         for i, request in zip(range(count), itertools.cycle(mix)):
-            text = f"{_QUERIES[i % len(_QUERIES)]} {kind[0]}{i}"
+            text = f"{BUYER_QUERIES[i % len(BUYER_QUERIES)]} {kind[0]}{i}"
             result.encode.time(lambda text=text: embedder.encode_query(text))
             asking = request.model_copy(update={"query": text})
             result.with_query.time(lambda asking=asking: recommender.recommend(asking))
@@ -143,7 +143,7 @@ def measure_size(size: int, embedder: Embedder, *, repeats: int, queries: int, l
             result.reading.time(lambda read=read: recommender.recommend(read))
         # A sequence ranks once per step, each step avoiding the items (and their translations) before it.
         for i, request in zip(range(max(count // 4, 2)), itertools.cycle(mix)):
-            text = f"{_QUERIES[i % len(_QUERIES)]} {kind[0]}{i}"  # encoded above: from the query cache
+            text = f"{BUYER_QUERIES[i % len(BUYER_QUERIES)]} {kind[0]}{i}"  # encoded above: from the query cache
             result.sequence.time(
                 lambda request=request, text=text: recommender.sequence(
                     request.model_copy(update={"query": text}), SEQUENCE_STEPS
@@ -165,7 +165,7 @@ def recall_sweep(size: int) -> list[tuple[int, float, float]]:
     store = IndexStore(built.index_dir)
     served = ann.read(store.version_dir(store.require_current()) / VECTORS)
     stored = ann.stored_vectors(served)
-    approximate = _approximate(served, stored, size, work)
+    approximate = approximate_index(served, stored, size, work)
     exact = ann.build(stored, "flat")
     probe = library.queries(size, 200, seed=5)
     truth = _top(exact, probe, 10)
@@ -261,7 +261,7 @@ def report(results: Sequence[SizeResult], sweep: dict[int, list[tuple[int, float
     return table
 
 
-def _approximate(served: faiss.Index, stored: np.ndarray, size: int, work: Path) -> faiss.Index:
+def approximate_index(served: faiss.Index, stored: np.ndarray, size: int, work: Path) -> faiss.Index:
     """The served index when it is HNSW; below the size where build-index picks HNSW, one built (and cached)."""
     if ann.kind_of(served) is ann.IndexKind.HNSW:
         return served
