@@ -247,6 +247,29 @@ def test_an_encoding_no_library_can_be_read_in_is_a_usage_error_naming_it(comman
 # -- build-index -------------------------------------------------------------------------------------
 
 
+def test_a_rebuild_says_how_many_assets_kept_their_vectors_and_re_embed_embeds_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from conftest import HashEmbedder
+
+    from recommender import embeddings
+
+    monkeypatch.setattr(embeddings, "load_embedder", lambda spec: HashEmbedder())
+    library = write_jsonl(tmp_path / "library.jsonl", JSONL_ASSETS)
+    build = ["build-index", str(library), "--index-dir", str(tmp_path / "index"), "--no-tagger"]
+
+    first = json.loads(CliRunner().invoke(main, [*build, "--json"]).output)
+    second = CliRunner().invoke(main, build).output.splitlines()
+    again = json.loads(CliRunner().invoke(main, [*build, "--re-embed", "--json"]).output)
+
+    assert (first["embedded"], first["reused"]) == (len(JSONL_ASSETS), 0)
+    assert second[1] == (
+        f"Embedded 0 assets; {len(JSONL_ASSETS)} kept the vector the version served before gave their unchanged "
+        "text (--re-embed embeds every asset)."
+    )
+    assert (again["embedded"], again["reused"]) == (len(JSONL_ASSETS), 0)
+
+
 def test_build_index_reads_every_format_at_once_and_prints_a_summary(built: tuple[Path, str]):
     index_dir, stdout = built
     lines = stdout.splitlines()

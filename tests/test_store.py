@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import HashEmbedder, make_asset, write_jsonl
 
-from content_library import Asset
+from content_library import Asset, Stage
 from recommender import ann
 from recommender.build import build_index, compact, library_checksum
 from recommender.engine import Recommender
@@ -404,6 +404,96 @@ def test_a_rebuilt_version_reaches_another_recommender_after_refresh(
     assert recommender.info()["asset_count"] == 13
 
 
+# -- rebuilds keep the vectors of unchanged texts ----------------------------------------------------
+
+
+class CountingEmbedder(HashEmbedder):
+    """HashEmbedder that records the texts it is asked to encode."""
+
+    def __init__(self, name: str = "test-hash-64") -> None:
+        super().__init__(name=name)
+        self.encoded: list[str] = []
+
+    def encode(self, texts, *, batch_size: int = 64, progress: bool = False):
+        self.encoded += texts
+        return super().encode(texts, batch_size=batch_size, progress=progress)
+
+
+def vectors_by_id(index_dir: Path) -> dict[str, np.ndarray]:
+    snapshot = open_snapshot(index_dir)
+    try:
+        rows = snapshot.living_rows()
+        return dict(zip(snapshot.ids_of(rows), snapshot.vectors_of(rows).copy(), strict=True))
+    finally:
+        snapshot.close()
+
+
+def test_a_rebuild_embeds_only_the_assets_whose_text_changed_and_keeps_the_other_vectors(
+    index_dir: Path, tmp_path: Path, small_library: list[Asset]
+):
+    before = vectors_by_id(index_dir)
+    retitled = small_library[2].model_copy(update={"title": "Retitled since the last build"})
+    relabelled = small_library[3].model_copy(update={"stages": (Stage.DECISION,)})  # labels are not embedded
+    library = write_jsonl(
+        tmp_path / "changed.jsonl", [*small_library[:2], retitled, relabelled, *small_library[4:], board_pack()]
+    )
+    embedder = CountingEmbedder()
+
+    summary = build_index([library], index_dir, embedder, None)
+
+    assert embedder.encoded == [retitled.text, board_pack().text]
+    assert (summary.embedded, summary.reused) == (2, 11)
+    after = vectors_by_id(index_dir)
+    for asset in small_library:
+        if asset.id != retitled.id:
+            assert np.array_equal(after[asset.id], before[asset.id])
+    assert np.array_equal(after[retitled.id], HashEmbedder().encode([retitled.text])[0])
+    assert Recommender(index_dir, embedder).get(relabelled.id)[0].stages == (Stage.DECISION,)
+
+
+def test_a_rebuild_keeps_the_vector_of_an_asset_written_since_the_last_build(
+    recommender: Recommender, index_dir: Path, tmp_path: Path, small_library: list[Asset]
+):
+    recommender.upsert([board_pack()])
+    written = vectors_by_id(index_dir)["board-pack"]
+    embedder = CountingEmbedder()
+
+    build_index([write_jsonl(tmp_path / "with.jsonl", [*small_library, board_pack()])], index_dir, embedder, None)
+
+    assert (embedder.encoded, vectors_by_id(index_dir)["board-pack"].tolist()) == ([], written.tolist())
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("another-model", {}), ("test-hash-64", {"reuse_vectors": False})],
+    ids=["another model", "reuse off"],
+)
+def test_a_rebuild_with_another_model_or_told_not_to_reuse_embeds_every_asset(
+    index_dir: Path, library_file: Path, small_library: list[Asset], model: str, options: dict
+):
+    rebuilder = CountingEmbedder(name=model)
+
+    summary = build_index([library_file], index_dir, rebuilder, None, **options)
+
+    assert rebuilder.encoded == [asset.text for asset in small_library]
+    assert (summary.embedded, summary.reused) == (12, 0)
+
+
+def test_a_rebuild_over_a_damaged_served_version_embeds_every_asset_and_publishes(
+    index_dir: Path, library_file: Path, caplog: pytest.LogCaptureFixture
+):
+    store = IndexStore(index_dir)
+    damaged = store.version_dir(store.require_current()) / "vectors.faiss"
+    damaged.write_bytes(damaged.read_bytes()[:-8] + b"\x00" * 8)
+    embedder = CountingEmbedder()
+
+    summary = build_index([library_file], index_dir, embedder, None)
+
+    assert (summary.embedded, summary.reused) == (12, 0)
+    assert store.current() == summary.manifest.version
+    assert "embedding every asset: the served version" in caplog.text
+
+
 # -- rebuilds while writes go on ---------------------------------------------------------------------
 
 
@@ -417,7 +507,8 @@ def test_writes_made_while_a_build_embeds_are_carried_into_the_new_version(
         recommender.upsert([board_pack(), retitled])
         recommender.delete(["ent-dec-1"])
 
-    build_index([library_file], index_dir, EncodeHook(embedder, write), None)
+    # Every asset embedded again: an unchanged library would keep its vectors and embed nothing.
+    build_index([library_file], index_dir, EncodeHook(embedder, write), None, reuse_vectors=False)
 
     fresh = Recommender(index_dir, embedder)
     assert fresh.version != old

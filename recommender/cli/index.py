@@ -34,6 +34,11 @@ from recommender.config import DEFAULT_MODEL
     help="FAISS index: exact (flat), approximate (hnsw), or chosen by size (auto: hnsw from 100,000 assets).",
 )
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, help="Encoding batch.")
+@click.option(
+    "--re-embed",
+    is_flag=True,
+    help="Embed every asset; by default an asset whose text the served version embedded keeps its vector.",
+)
 @click.option("--skip-invalid", is_flag=True, help="Load the valid assets and report the invalid ones.")
 @encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -46,6 +51,7 @@ def build_index_command(
     no_tagger: bool,
     index_kind: str,
     batch_size: int,
+    re_embed: bool,
     skip_invalid: bool,
     encoding: str,
     as_json: bool,
@@ -53,8 +59,10 @@ def build_index_command(
     """Build an index from content libraries (files or folders; default: the shipped sample).
 
     Formats: JSON Lines, CSV, Parquet, or a folder of Markdown files with YAML front matter.
-    Assets without curated segments, stages or roles are labelled by the tagger. The new
-    version replaces the served one atomically; a failed build leaves the old one in place.
+    Assets without curated segments, stages or roles are labelled by the tagger. An asset whose
+    title and body the served version embedded with the same model keeps its vector (--re-embed
+    embeds all). The new version replaces the served one atomically; a failed build leaves the old
+    one in place.
 
     Example: recommender build-index content/ extra.csv --index-dir index
     """
@@ -75,6 +83,7 @@ def build_index_command(
         batch_size=batch_size,
         progress=sys.stderr.isatty(),
         skip_invalid=skip_invalid,
+        reuse_vectors=not re_embed,
     )
     report = {
         "index_dir": str(index_dir),
@@ -83,6 +92,8 @@ def build_index_command(
         "index_kind": summary.manifest.index_kind,
         "model": summary.manifest.model,
         "seconds": round(summary.seconds, 2),
+        "embedded": summary.embedded,
+        "reused": summary.reused,
         "asset_types": summary.asset_types,
         "languages": summary.languages,
         "label_sources": summary.label_sources,
@@ -98,6 +109,11 @@ def build_index_command(
         f"Built index version {report['version']} in {index_dir}: {report['asset_count']} assets, "
         f"{report['index_kind']} index, model {report['model']}, {report['seconds']} s."
     )
+    if summary.reused:
+        click.echo(
+            f"Embedded {summary.embedded} assets; {summary.reused} kept the vector the version served before "
+            "gave their unchanged text (--re-embed embeds every asset)."
+        )
     _print_counts(report, ("asset_types", "languages", "label_sources"))
 
 
