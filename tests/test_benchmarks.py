@@ -105,6 +105,7 @@ def test_latency_and_build_benchmarks_write_their_tables_and_charts(tmp_path: Pa
     assert re.search(r"^\| 300 \| approximate \|.*\| [01]\.\d{3} \|$", latency, re.M)  # recall@10
     assert re.search(rf"^\| raw encode, same texts, batch 64 \| {_NUMBER} \| .* \| 1\.00 \|$", build, re.M)
     assert re.search(rf"^\| build-index end to end .* \| {_NUMBER} \|$", build, re.M)
+    assert re.search(rf"^\| rebuild, 7 of 64 titles changed .* \| {_NUMBER} \|$", build, re.M)
     assert (results / "latency.png").read_bytes().startswith(b"\x89PNG")
     assert (results / "index_build.png").read_bytes().startswith(b"\x89PNG")
     summary = (results / "README.md").read_text(encoding="utf-8")
