@@ -116,7 +116,7 @@ def build_index(
 
 def _reuse_vectors(store: IndexStore, assets: Sequence[Asset], embedder: Embedder, vectors: np.ndarray) -> np.ndarray:
     """Copy into `vectors` the served version's vector of each asset whose text it embedded with this
-    model; which assets they were. Embedding is nearly all of a build's time (14 assets a second here
+    model; which assets they were. Embedding is nearly all of a build's time (15 assets a second here
     with the default model), and a library rebuilt every night changes little. A served version that
     cannot be read, or was embedded by another model, gives nothing."""
     reused = np.zeros(len(assets), dtype=bool)
