@@ -131,6 +131,8 @@ def _reuse_vectors(store: IndexStore, assets: Sequence[Asset], embedder: Embedde
     try:
         if snapshot.manifest.model != embedder.name or snapshot.dimension != embedder.dimension:
             return reused
+        # A write committed after `begin_build` may show a newer text than the rows read here hold the vector
+        # of; it is carried over on top of this build, so a vector reused for it never reaches the new version.
         living = snapshot.living_rows()
         row_of = dict(zip(snapshot.ids_of(living), living.tolist(), strict=True))
         for start in range(0, len(assets), _REUSE_CHUNK):
