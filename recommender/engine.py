@@ -308,8 +308,23 @@ class Recommender:
         return label_assets(assets, self.embedder.encode([a.text for a in assets]), self.tagger)
 
     def upsert(self, assets: Sequence[Asset]) -> int:
-        """Insert or replace assets; durable when this returns. Returns the write's sequence number."""
-        vectors = self.embedder.encode([a.text for a in assets])
+        """Insert or replace assets; durable when this returns. Returns the write's sequence number.
+
+        An asset whose title and body the index holds unchanged keeps its vector: a CMS that changes a URL
+        or a label does not wait for the model.
+        """
+        self.refresh()  # the served version's vectors are this model's (`_open` checks it)
+        stored = self._snapshot.embedded([a.id for a in assets])
+        vectors = np.empty((len(assets), self.embedder.dimension), dtype=np.float32)
+        fresh = []
+        for i, asset in enumerate(assets):
+            text, vector = stored.get(asset.id, (None, None))
+            if text == asset.text:
+                vectors[i] = vector
+            else:
+                fresh.append(i)
+        if fresh:
+            vectors[fresh] = self.embedder.encode([assets[i].text for i in fresh])
         labels = label_assets(assets, vectors, self.tagger)
         return self._write(upserts=list(zip(assets, labels, vectors, strict=True)))
 

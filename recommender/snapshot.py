@@ -423,6 +423,15 @@ class Snapshot:
             for asset_id, asset, labels in _select(self._connection(), "asset, labels", ids)
         }
 
+    def embedded(self, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The text each stored asset of `ids` was embedded from (`Asset.text`) and that vector: the build's
+        row in the FAISS file, or the vector of the write since. Each text and vector are read by one
+        statement, so they belong together whatever is written meanwhile."""
+        return {
+            asset_id: (self._parse(stored).text, self._base_vectors[row] if blob is None else _vector(blob))
+            for asset_id, stored, row, blob in _select(self._connection(), "asset, row, vector", ids)
+        }
+
     def documents(self, ids: Sequence[str]) -> dict[str, Asset]:
         """The stored assets of `ids` (those that exist), without their labels: what a response shows."""
         return {asset_id: self._parse(asset) for asset_id, asset in _select(self._connection(), "asset", ids)}

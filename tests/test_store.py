@@ -451,6 +451,35 @@ def test_a_rebuild_embeds_only_the_assets_whose_text_changed_and_keeps_the_other
     assert Recommender(index_dir, embedder).get(relabelled.id)[0].stages == (Stage.DECISION,)
 
 
+def test_an_asset_upserted_with_only_its_url_or_labels_changed_keeps_its_vector_without_the_model(
+    index_dir: Path, small_library: list[Asset]
+):
+    embedder = CountingEmbedder()
+    recommender = Recommender(index_dir, embedder)
+    built = vectors_by_id(index_dir)[small_library[0].id]
+    moved = small_library[0].model_copy(update={"url": "https://example.com/moved"})
+    recommender.upsert([moved, board_pack()])
+    written = vectors_by_id(index_dir)["board-pack"]
+
+    recommender.upsert([board_pack().model_copy(update={"stages": (Stage.RETENTION,)})])
+
+    assert embedder.encoded == [board_pack().text]  # once, when it was new
+    after = vectors_by_id(index_dir)
+    assert (after[moved.id].tolist(), after["board-pack"].tolist()) == (built.tolist(), written.tolist())
+    assert recommender.get(moved.id)[0].url == "https://example.com/moved"
+    assert recommender.get("board-pack")[0].stages == (Stage.RETENTION,)
+
+
+def test_an_asset_upserted_with_a_new_title_is_embedded_again(index_dir: Path, small_library: list[Asset]):
+    embedder = CountingEmbedder()
+    retitled = small_library[0].model_copy(update={"title": "A title of this year"})
+
+    Recommender(index_dir, embedder).upsert([retitled])
+
+    assert embedder.encoded == [retitled.text]
+    assert vectors_by_id(index_dir)[retitled.id].tolist() == HashEmbedder().encode([retitled.text])[0].tolist()
+
+
 def test_a_rebuild_keeps_the_vector_of_an_asset_written_since_the_last_build(
     recommender: Recommender, index_dir: Path, tmp_path: Path, small_library: list[Asset]
 ):
