@@ -131,22 +131,14 @@ def _reuse_vectors(store: IndexStore, assets: Sequence[Asset], embedder: Embedde
     try:
         if snapshot.manifest.model != embedder.name or snapshot.dimension != embedder.dimension:
             return reused
-        # A write committed after `begin_build` may show a newer text than the rows read here hold the vector
-        # of; it is carried over on top of this build, so a vector reused for it never reaches the new version.
-        living = snapshot.living_rows()
-        row_of = dict(zip(snapshot.ids_of(living), living.tolist(), strict=True))
         for start in range(0, len(assets), _REUSE_CHUNK):
             chunk = assets[start : start + _REUSE_CHUNK]
-            stored = snapshot.documents([asset.id for asset in chunk if asset.id in row_of])
-            same = [
-                (start + i, row_of[asset.id])
-                for i, asset in enumerate(chunk)
-                if asset.id in stored and stored[asset.id].text == asset.text
-            ]
-            if same:
-                positions, rows = (np.array(column) for column in zip(*same, strict=True))
-                vectors[positions] = snapshot.vectors_of(rows)
-                reused[positions] = True
+            stored = snapshot.embedded([asset.id for asset in chunk])
+            for i, asset in enumerate(chunk, start):
+                text, vector = stored.get(asset.id, (None, None))
+                if text == asset.text:
+                    vectors[i] = vector
+                    reused[i] = True
     finally:
         snapshot.close()
     return reused
